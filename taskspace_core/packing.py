@@ -1,0 +1,136 @@
+"""Packing minimal pairs into model rows that share their common prefix (METHODS.md s2).
+
+A row holds ``[prefix][good suffix][bad suffix]``. A 4-D attention mask keeps the bad
+suffix from seeing the good suffix, and its position ids restart at the divergence
+point, so each suffix is scored exactly as in its own sentence while the shared prefix
+is computed once. A plain sentence is a row with a prefix only. The forward pass is
+differentiable, so FTGD builds its gradients on the same code path that scoring uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+PREFIX, GOOD, BAD, PAD = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Row:
+    """Token ids of one packed row; ``good``/``bad`` are empty for a plain sentence."""
+
+    prefix: tuple[int, ...]
+    good: tuple[int, ...] = ()
+    bad: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.prefix) + len(self.good) + len(self.bad)
+
+
+def encode(tokenizer, bos_id: int, texts: Sequence[str]) -> list[tuple[int, ...]]:
+    """Token ids of each text with the BOS prepended (no other special tokens)."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return [(bos_id, *x) for x in ids]
+
+
+def pair_row(good: Sequence[int], bad: Sequence[int]) -> Row:
+    """Split two encoded sentences at their first differing token."""
+    p = 0
+    limit = min(len(good), len(bad))
+    while p < limit and good[p] == bad[p]:
+        p += 1
+    p = max(p, 1)  # the BOS is always shared; it is the first predictor
+    return Row(tuple(good[:p]), tuple(good[p:]), tuple(bad[p:]))
+
+
+@dataclass
+class PackedBatch:
+    """Tensors for one forward pass plus the bookkeeping to read scores back."""
+
+    input_ids: torch.Tensor  # [B, L]
+    position_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, 1, L, L] additive float
+    pred_index: torch.Tensor  # [T] flat index (row * L + pos) of the predicting position
+    target_ids: torch.Tensor  # [T]
+    target_row: torch.Tensor  # [T] row in batch
+    target_kind: torch.Tensor  # [T] PREFIX / GOOD / BAD
+    n_rows: int
+
+
+def pack(rows: Sequence[Row], device: torch.device, dtype: torch.dtype, with_prefix: bool = True) -> PackedBatch:
+    """Lay rows out right-padded; ``with_prefix=False`` skips scoring the shared prefix tokens
+    (they cancel in a margin, and skipping them saves the LM head on those positions)."""
+    n = len(rows)
+    length = max(len(r) for r in rows)
+    ids = torch.zeros((n, length), dtype=torch.long)
+    pos = torch.zeros((n, length), dtype=torch.long)
+    region = torch.full((n, length), PAD, dtype=torch.long)
+    pred, tgt, trow, tkind = [], [], [], []
+    for i, r in enumerate(rows):
+        p, g, b = len(r.prefix), len(r.good), len(r.bad)
+        ids[i, : p + g + b] = torch.tensor(r.prefix + r.good + r.bad)
+        pos[i, : p + g] = torch.arange(p + g)
+        pos[i, p + g : p + g + b] = torch.arange(p, p + b)
+        region[i, :p], region[i, p : p + g], region[i, p + g : p + g + b] = PREFIX, GOOD, BAD
+        base = i * length
+        if with_prefix:
+            for t in range(1, p):
+                pred.append(base + t - 1), tgt.append(r.prefix[t]), trow.append(i), tkind.append(PREFIX)
+        for k in range(g):
+            pred.append(base + p + k - 1), tgt.append(r.good[k]), trow.append(i), tkind.append(GOOD)
+        for k in range(b):  # the first bad token is read from the last shared position
+            src = p - 1 if k == 0 else p + g + k - 1
+            pred.append(base + src), tgt.append(r.bad[k]), trow.append(i), tkind.append(BAD)
+    q, kv = region[:, :, None], region[:, None, :]
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    allowed = causal & (kv != PAD) & ~((q == BAD) & (kv == GOOD))
+    allowed |= torch.eye(length, dtype=torch.bool)  # padded queries see themselves: no all-masked softmax rows
+    mask = torch.zeros((n, 1, length, length), dtype=dtype)
+    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+    return PackedBatch(
+        input_ids=ids.to(device),
+        position_ids=pos.to(device),
+        attention_mask=mask.to(device),
+        pred_index=torch.tensor(pred, dtype=torch.long, device=device),
+        target_ids=torch.tensor(tgt, dtype=torch.long, device=device),
+        target_row=torch.tensor(trow, dtype=torch.long, device=device),
+        target_kind=torch.tensor(tkind, dtype=torch.long, device=device),
+        n_rows=n,
+    )
+
+
+def _final_logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    logits = model.get_output_embeddings()(hidden).float()  # float32 log-softmax even under bf16/fp16
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def token_logprobs(model: torch.nn.Module, batch: PackedBatch, head_chunk: int = 1024) -> torch.Tensor:
+    """log p(target | context) for every target of the batch, shape [T], float32.
+
+    Runs the base model once, then the LM head only at predicting positions, in chunks
+    so that the vocabulary-sized logits never all sit in memory at once.
+    """
+    out = model.base_model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+    )
+    hidden = out[0].reshape(-1, out[0].shape[-1])
+    parts = []
+    for s in range(0, batch.pred_index.numel(), head_chunk):
+        sel = hidden.index_select(0, batch.pred_index[s : s + head_chunk])
+        logp = torch.log_softmax(_final_logits(model, sel), dim=-1)
+        parts.append(logp.gather(1, batch.target_ids[s : s + head_chunk, None]).squeeze(1))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def row_sums(batch: PackedBatch, logp: torch.Tensor) -> torch.Tensor:
+    """Sum of target log-probs per (row, kind): shape [n_rows, 3] for PREFIX, GOOD, BAD."""
+    sums = logp.new_zeros(batch.n_rows * 3)
+    return sums.index_add(0, batch.target_row * 3 + batch.target_kind, logp).view(batch.n_rows, 3)

@@ -1,0 +1,191 @@
+"""Scoring minimal pairs: sentence log-probs, margins, accuracy and ties (METHODS.md s2).
+
+``PairScorer`` batches rows by length, picks the batch size from free memory, halves it
+on out-of-memory, and by default computes each pair's shared prefix once
+(:mod:`taskspace_core.packing`); the result equals the plain computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import numpy as np
+import psutil
+import torch
+
+from taskspace_core.models import LoadedModel
+from taskspace_core.packing import BAD, GOOD, PREFIX, Row, encode, pack, pair_row, row_sums, token_logprobs
+from taskspace_core.tasks import MinimalPair
+
+TIE_EPS = 1e-6
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How pairs are scored. Part of every cache key; bump VERSION when numbers change meaning."""
+
+    VERSION: ClassVar[int] = 1
+    reduction: str = "sum"  # sum | mean (per-token mean log-prob)
+    share_prefix: bool = True
+    max_batch_tokens: int = 0  # 0 = choose from free memory
+
+    def __post_init__(self) -> None:
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', not '{self.reduction}'")
+
+    def key(self) -> dict:
+        """The fields that change a score (batching does not), plus the method version."""
+        return {"method": "scoring", "version": self.VERSION, "reduction": self.reduction}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Per-pair results, in the order the pairs were given. Log-probs in nats."""
+
+    margins: np.ndarray
+    logp_good: np.ndarray
+    logp_bad: np.ndarray
+    n_tokens_good: np.ndarray
+    n_tokens_bad: np.ndarray
+    token_logprobs_good: tuple[np.ndarray, ...] | None = None
+    token_logprobs_bad: tuple[np.ndarray, ...] | None = None
+
+
+def task_metrics(margins: np.ndarray) -> dict[str, float]:
+    """accuracy (ties count as not correct and are reported), mean margin, n, ties."""
+    m = np.asarray(margins, dtype=np.float64)
+    ties = np.abs(m) < TIE_EPS
+    return {
+        "accuracy": float(np.mean(m > TIE_EPS)) if m.size else float("nan"),
+        "mean_margin": float(m.mean()) if m.size else float("nan"),
+        "n": int(m.size),
+        "ties": int(ties.sum()),
+    }
+
+
+def default_batch_tokens(device: torch.device, model: torch.nn.Module) -> int:
+    """A token budget per forward pass from free memory (activations + chunked LM head)."""
+    cfg = model.config
+    hidden = int(getattr(cfg, "hidden_size", 768))
+    inter = int(getattr(cfg, "intermediate_size", 4 * hidden) or 4 * hidden)
+    per_token = 4 * (6 * hidden + 2 * inter)  # bytes of live activations per token, generous
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(512, min(131072, 0.5 * free / per_token)))
+    free = psutil.virtual_memory().available
+    # On CPU, larger batches stop paying off past a few thousand tokens (measured).
+    return int(max(256, min(2048, 0.25 * free / per_token)))
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+class PairScorer:
+    """Scores minimal pairs with one loaded model."""
+
+    def __init__(self, loaded: LoadedModel, config: ScoringConfig | None = None) -> None:
+        self.loaded = loaded
+        self.config = config or ScoringConfig()
+        self.batch_tokens = self.config.max_batch_tokens or default_batch_tokens(loaded.device, loaded.model)
+
+    def _batches(self, rows: Sequence[Row], budget: int) -> list[list[int]]:
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:  # lengths only grow, so the last row sets the padded width
+            if cur and (len(cur) + 1) * len(rows[i]) > budget:
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _run_rows(
+        self, rows: Sequence[Row], with_prefix: bool, keep_tokens: bool, progress: Progress | None
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """[n_rows, 3] sums per (row, kind) and optionally the prefix token log-probs of each row."""
+        sums = np.zeros((len(rows), 3))
+        per_token: list[np.ndarray] | None = [np.zeros(0)] * len(rows) if keep_tokens else None
+        pending = self._batches(rows, self.batch_tokens)
+        lm = self.loaded
+        while pending:
+            idx = pending.pop(0)
+            try:
+                with torch.inference_mode():
+                    batch = pack([rows[i] for i in idx], lm.device, lm.dtype, with_prefix=with_prefix)
+                    logp = token_logprobs(lm.model, batch)
+                    s = row_sums(batch, logp).double().cpu().numpy()
+            except (RuntimeError, torch.OutOfMemoryError) as e:
+                if not _is_oom(e) or len(idx) == 1:
+                    raise
+                if lm.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                half = len(idx) // 2  # halve and retry; remember the smaller budget
+                self.batch_tokens = max(1, self.batch_tokens // 2)
+                pending[:0] = [idx[:half], idx[half:]]
+                continue
+            sums[idx] = s
+            if per_token is not None:
+                lp = logp.double().cpu().numpy()
+                rows_of = batch.target_row.cpu().numpy()
+                for j, i in enumerate(idx):
+                    per_token[i] = lp[rows_of == j]
+            if progress:
+                progress(len(idx))
+        return sums, per_token
+
+    def score_pairs(
+        self,
+        pairs: Sequence[MinimalPair],
+        token_scores: bool = False,
+        progress: Progress | None = None,
+    ) -> PairScores:
+        """Score pairs; ``progress(n)`` is called with the number of rows finished per batch."""
+        lm = self.loaded
+        good = encode(lm.tokenizer, lm.bos_id, [p.good for p in pairs])
+        bad = encode(lm.tokenizer, lm.bos_id, [p.bad for p in pairs])
+        n_good = np.array([len(x) - 1 for x in good], dtype=np.int64)
+        n_bad = np.array([len(x) - 1 for x in bad], dtype=np.int64)
+        need_full = self.config.reduction == "mean"
+        tok_good = tok_bad = None
+        if self.config.share_prefix and not token_scores:
+            rows = [pair_row(g, b) for g, b in zip(good, bad, strict=True)]
+            sums, _ = self._run_rows(rows, with_prefix=need_full, keep_tokens=False, progress=progress)
+            lp_good = sums[:, PREFIX] + sums[:, GOOD]
+            lp_bad = sums[:, PREFIX] + sums[:, BAD]
+            if not need_full:  # prefix not scored: its log-prob cancels in the margin only
+                lp_good = lp_bad = np.full(len(pairs), np.nan)
+            raw = sums[:, GOOD] - sums[:, BAD]
+        else:
+            rows = [Row(tuple(x)) for x in (*good, *bad)]
+            sums, per_tok = self._run_rows(rows, with_prefix=True, keep_tokens=token_scores, progress=progress)
+            lp_good, lp_bad = sums[: len(pairs), PREFIX], sums[len(pairs) :, PREFIX]
+            raw = lp_good - lp_bad
+            if per_tok is not None:
+                tok_good, tok_bad = tuple(per_tok[: len(pairs)]), tuple(per_tok[len(pairs) :])
+        margins = lp_good / n_good - lp_bad / n_bad if need_full else raw
+        return PairScores(margins, lp_good, lp_bad, n_good, n_bad, tok_good, tok_bad)
+
+    def sentence_logprobs(self, texts: Sequence[str], progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(sum log-prob, number of scored tokens) per sentence; for LM-loss measurements."""
+        lm = self.loaded
+        ids = encode(lm.tokenizer, lm.bos_id, texts)
+        sums, _ = self._run_rows([Row(tuple(x)) for x in ids], with_prefix=True, keep_tokens=False, progress=progress)
+        return sums[:, PREFIX], np.array([len(x) - 1 for x in ids], dtype=np.int64)
+
+
+def margins_with_grad(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> torch.Tensor:
+    """Differentiable margins (sum reduction) of a small batch of pairs, in one packed forward pass."""
+    good = encode(loaded.tokenizer, loaded.bos_id, [p.good for p in pairs])
+    bad = encode(loaded.tokenizer, loaded.bos_id, [p.bad for p in pairs])
+    batch = pack([pair_row(g, b) for g, b in zip(good, bad, strict=True)], loaded.device, loaded.dtype, False)
+    sums = row_sums(batch, token_logprobs(loaded.model, batch))
+    return sums[:, GOOD] - sums[:, BAD]
