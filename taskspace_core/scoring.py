@@ -174,7 +174,9 @@ class PairScorer:
         margins = lp_good / n_good - lp_bad / n_bad if need_full else raw
         return PairScores(margins, lp_good, lp_bad, n_good, n_bad, tok_good, tok_bad)
 
-    def sentence_logprobs(self, texts: Sequence[str], progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sentence_logprobs(
+        self, texts: Sequence[str], progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(sum log-prob, number of scored tokens) per sentence; for LM-loss measurements."""
         lm = self.loaded
         ids = encode(lm.tokenizer, lm.bos_id, texts)
