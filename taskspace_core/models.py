@@ -131,10 +131,15 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def smollm2_dir(root: Path | None = None) -> Path:
+def smollm2_cached() -> bool:
+    out = cache_dir() / "models" / OFFLINE_DEFAULT
+    return (out / "config.json").exists() and (out / "model.safetensors").exists()
+
+
+def smollm2_dir() -> Path:
     """Safetensors copy of the offline default, converted from GGUF once and kept in the cache."""
-    out = (root or cache_dir()) / "models" / OFFLINE_DEFAULT
-    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+    out = cache_dir() / "models" / OFFLINE_DEFAULT
+    if smollm2_cached():
         return out
     gguf = smollm2_gguf_path()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -177,6 +182,49 @@ def _check_name(name: str) -> None:
         raise ModelError("taskspace never runs remote code from a model repository")
 
 
+def _memo_path() -> Path:
+    return cache_dir() / "models" / "fingerprints.json"
+
+
+def _memo_key(spec: ModelSpec) -> str | None:
+    """A key that changes whenever the weights on disk could (local sources only)."""
+    d = cache_dir() / "models" / OFFLINE_DEFAULT if spec.name_or_path == OFFLINE_DEFAULT else Path(spec.name_or_path)
+    revision = spec.revision
+    if not d.is_dir():
+        return None  # a hub name: a moving revision could change the weights
+    files = sorted(
+        (f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in d.iterdir() if f.suffix in (".safetensors", ".bin")
+    )
+    return json.dumps([str(d.resolve()), revision, spec.step0, spec.seed, spec.dtype, torch.__version__, files])
+
+
+def cached_fingerprint(spec: ModelSpec) -> str | None:
+    """The weight fingerprint of a local model without loading it, if it was loaded before."""
+    key = _memo_key(spec)
+    if key is None or not _memo_path().exists():
+        return None
+    try:
+        return json.loads(_memo_path().read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+
+
+def _remember_fingerprint(spec: ModelSpec, fingerprint: str) -> None:
+    key = _memo_key(spec)
+    if key is None:
+        return
+    path = _memo_path()
+    try:
+        memo = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        memo = {}
+    memo[key] = fingerprint
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(memo))
+    os.replace(tmp, path)
+
+
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load a causal LM for scoring/tuning; ``spec.step0`` re-initialises it with seeded random weights."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -203,6 +251,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     for p in model.parameters():
         p.requires_grad_(False)
     fp = weight_fingerprint(model)
+    _remember_fingerprint(spec, fp)
     return LoadedModel(model=model, tokenizer=tok, spec=spec, fingerprint=fp, device=device, dtype=dtype)
 
 

@@ -1,0 +1,1 @@
+"""The taskspace command line: ``python -m precompute <command>``."""

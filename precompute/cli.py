@@ -1,0 +1,41 @@
+"""Argument parsing and dispatch; each command lives in its own ``cmd_*`` module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from taskspace_core.models import ModelError
+from taskspace_core.tasks import TaskError
+
+COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens underneath")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"precompute.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"precompute.{name}":
+                continue  # a command not written yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (TaskError, ModelError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C); finished units are kept in the cache", file=sys.stderr)
+        return 130
