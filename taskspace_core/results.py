@@ -127,3 +127,23 @@ def load_series(store: Store, series: str, taskset: str | None = None) -> list[S
             if sp is not None:
                 out.append(sp)
     return sorted(out, key=lambda s: (s.model.size_label, s.model.step if s.model.step is not None else -1))
+
+
+def symmetric_views(space: SpaceResult) -> dict[str, np.ndarray]:
+    """The symmetric task spaces a result offers, by view name (for statistics, maps, trees).
+
+    ``T_profile`` (default) and ``T_sym`` from the transfer matrix (METHODS s4), ``G``
+    gradient cosine, ``J`` mask Jaccard (s5); only those the run computed.
+    """
+    from taskspace_core.spaces import symmetrise
+
+    out: dict[str, np.ndarray] = {}
+    T = space.T if space.T is not None else space.T_first_order
+    if T is not None:
+        out["T_profile"] = symmetrise(T, "profile")
+        out["T_sym"] = symmetrise(T, "sym")
+    if space.G is not None:
+        out["G"] = space.G
+    if space.J is not None:
+        out["J"] = space.J
+    return out
