@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,62 +205,74 @@ def _task_info(t: Task) -> TaskInfo:
     return TaskInfo(t.name, t.category, t.field, t.description, t.tag_dict, ex.good, ex.bad, len(t))
 
 
-def _put(store: Store, unit: Unit, value: Any, mp: ModelPlan, taskset: TaskSet, seconds: float) -> None:
+def write_unit(store: Store, unit: Unit, value: Any, mp: ModelPlan, taskset: TaskSet, seconds: float) -> None:
+    """Write one finished unit (the driver's job, whichever executor computed it)."""
     meta = {"model": mp.entry.spec.label, "fingerprint": mp.fingerprint, "tasks": taskset.name}
     store.put(unit.key, value, task=unit.task, other=unit.other, seconds=round(seconds, 3), **meta)
     mp.cached.add(unit.key)
 
 
-def run_model(
-    mp: ModelPlan, plan: Plan, store: Store, progress: Progress, loaded: LoadedModel | None = None
-) -> SpaceResult:
-    """Compute the missing units of one model, then assemble and store its space."""
+def compute_units(
+    mp: ModelPlan, plan: Plan, loaded: LoadedModel, cached_value: Callable[[str], Any]
+) -> Iterator[tuple[Unit, Any, float]]:
+    """Compute the missing units of one model, yielding ``(unit, value, seconds)`` as each finishes.
+
+    Pure with respect to the cache: ``cached_value(key)`` reads what is already there (an
+    FTGD result a transfer needs), and the caller writes what is yielded. The local runner
+    writes as it goes; a remote executor ships the results to the driver, which writes them.
+    """
     from taskspace_core import probing
     from taskspace_core.ftgd import applied
 
     pcfg = plan.config.probe_config()
     tasks = {t.name: t for t in plan.taskset}
     todo = mp.todo
-    if todo and loaded is None:
-        progress.message = f"loading {mp.entry.spec.label}"
-        loaded = load_model(mp.entry.spec)
-    progress.message = mp.entry.spec.label
-    by_key = {u.key: u for u in mp.units}
-
-    def timed(unit: Unit, fn: Any, *args: Any) -> None:
-        t0 = time.perf_counter()
-        value = fn(*args)
-        dt = time.perf_counter() - t0
-        _put(store, unit, value, mp, plan.taskset, dt)
-        progress.done(unit.kind, dt)
-
-    for u in todo:
-        if u.kind == "base":
-            timed(u, probing.base_unit, loaded, tasks[u.task], pcfg)
-    for u in todo:
-        if u.kind == "ftgd":
-            timed(u, probing.ftgd_unit, loaded, tasks[u.task], pcfg)
-    for u in todo:
-        if u.kind == "egrad":
-            timed(u, probing.eval_gradient_unit, loaded, tasks[u.task], pcfg)
+    fresh: dict[str, Any] = {}
+    for kind, fn in (("base", probing.base_unit), ("ftgd", probing.ftgd_unit), ("egrad", probing.eval_gradient_unit)):
+        for u in todo:
+            if u.kind == kind:
+                t0 = time.perf_counter()
+                value = fn(loaded, tasks[u.task], pcfg)
+                fresh[u.key] = value
+                yield u, value, time.perf_counter() - t0
     rows: dict[str, list[Unit]] = {}
     for u in todo:
         if u.kind == "transfer":
             rows.setdefault(u.task, []).append(u)
     for tuned, units in rows.items():  # apply each task's update once, score every missing j
-        result = store.get(_ftgd_key(mp, tuned))
+        key = _ftgd_key(mp, tuned)
+        result = fresh[key] if key in fresh else cached_value(key)
         with applied(loaded, result):
             for u in units:
-                timed(u, probing.transfer_unit, loaded, result, tasks[u.other], pcfg)
-    assert all(store.has(k) for k in by_key), "a unit is missing after the run"
-    return _assemble(mp, plan, store, loaded)
+                t0 = time.perf_counter()
+                value = probing.transfer_unit(loaded, result, tasks[u.other], pcfg)
+                yield u, value, time.perf_counter() - t0
+
+
+def run_model(
+    mp: ModelPlan, plan: Plan, store: Store, progress: Progress, loaded: LoadedModel | None = None
+) -> SpaceResult:
+    """Compute the missing units of one model locally, writing each as it finishes; assemble the space."""
+    if mp.todo and loaded is None:
+        progress.message = f"loading {mp.entry.spec.label}"
+        loaded = load_model(mp.entry.spec)
+    progress.message = mp.entry.spec.label
+    if mp.todo:
+        for unit, value, seconds in compute_units(mp, plan, loaded, store.get):
+            write_unit(store, unit, value, mp, plan.taskset, seconds)
+            progress.done(unit.kind, seconds)
+    missing = [u.key for u in mp.units if not store.has(u.key)]
+    if missing:
+        raise RuntimeError(f"{len(missing)} unit(s) of {mp.entry.spec.label} are missing after the run")
+    return assemble_space(mp, plan, store, loaded)
 
 
 def _ftgd_key(mp: ModelPlan, task: str) -> str:
     return next(u.key for u in mp.units if u.kind == "ftgd" and u.task == task)
 
 
-def _assemble(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel | None) -> SpaceResult:
+def assemble_space(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel | None) -> SpaceResult:
+    """Read a model's units from the store, assemble the matrices and store the space."""
     from taskspace_core import probing
 
     pcfg = plan.config.probe_config()
