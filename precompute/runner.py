@@ -95,33 +95,30 @@ def unit_seconds(store: Store) -> dict[str, float]:
 
 def _unit_keys(fp: str, entry: ModelEntry, tasks: TaskSet, cfg: RunConfig, pcfg: Any) -> list[Unit]:
     rev = entry.spec.revision
-    split = {"n_tune": pcfg.n_tune, "n_eval": pcfg.n_eval}
-    scoring = pcfg.scoring.key()
-    ftgd = pcfg.ftgd.key()
     units: list[Unit] = []
     need_transfer = "transfer" in cfg.methods
     for t in tasks:
         h = t.content_hash()
-        if need_transfer:
-            units.append(Unit("base", make_key("base", fp=fp, rev=rev, task=h, split=split, scoring=scoring), t.name))
-        units.append(Unit("ftgd", make_key("ftgd", fp=fp, rev=rev, task=h, split=split, ftgd=ftgd), t.name))
+        # base scores always: cheap, and every view shows the untuned accuracy beside the space
+        units.append(Unit("base", make_key("base", fp=fp, rev=rev, task=h, **pcfg.unit_key("base")), t.name))
+        units.append(Unit("ftgd", make_key("ftgd", fp=fp, rev=rev, task=h, **pcfg.unit_key("ftgd")), t.name))
     if need_transfer and pcfg.transfer == "first_order":
+        # a first-order column dots task j's eval gradient with every task's update: it depends on the set
         for t in tasks:
-            key = make_key("egrad", fp=fp, rev=rev, task=t.content_hash(), split=split, scoring=scoring, ftgd=ftgd)
+            key = make_key(
+                "egrad",
+                fp=fp,
+                rev=rev,
+                task=t.content_hash(),
+                all=tasks.content_hash(),
+                **pcfg.unit_key("eval_gradient"),
+            )
             units.append(Unit("egrad", key, t.name))
     elif need_transfer:
+        tkey = pcfg.unit_key("transfer")
         for ti in tasks:
             for tj in tasks:
-                key = make_key(
-                    "transfer",
-                    fp=fp,
-                    rev=rev,
-                    tuned=ti.content_hash(),
-                    task=tj.content_hash(),
-                    split=split,
-                    scoring=scoring,
-                    ftgd=ftgd,
-                )
+                key = make_key("transfer", fp=fp, rev=rev, tuned=ti.content_hash(), task=tj.content_hash(), **tkey)
                 units.append(Unit("transfer", key, ti.name, tj.name))
     return units
 
@@ -228,13 +225,23 @@ def compute_units(
     tasks = {t.name: t for t in plan.taskset}
     todo = mp.todo
     fresh: dict[str, Any] = {}
-    for kind, fn in (("base", probing.base_unit), ("ftgd", probing.ftgd_unit), ("egrad", probing.eval_gradient_unit)):
+    for kind, fn in (("base", probing.base_unit), ("ftgd", probing.ftgd_unit)):
         for u in todo:
             if u.kind == kind:
                 t0 = time.perf_counter()
                 value = fn(loaded, tasks[u.task], pcfg)
                 fresh[u.key] = value
                 yield u, value, time.perf_counter() - t0
+    egrad = [u for u in todo if u.kind == "egrad"]
+    if egrad:
+        deltas = {}
+        for name in tasks:
+            key = _ftgd_key(mp, name)
+            deltas[name] = fresh[key] if key in fresh else cached_value(key)
+        for u in egrad:
+            t0 = time.perf_counter()
+            value = probing.eval_gradient_unit(loaded, tasks[u.task], pcfg, deltas)
+            yield u, value, time.perf_counter() - t0
     rows: dict[str, list[Unit]] = {}
     for u in todo:
         if u.kind == "transfer":
@@ -288,7 +295,7 @@ def assemble_space(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel 
             transfers[(u.task, u.other)] = value
         else:
             egrads[u.task] = value
-    mats = probing.assemble(list(plan.taskset), base, ftgd, transfers, pcfg, egrads=egrads or None)
+    mats = probing.assemble(list(plan.taskset), base, ftgd, transfers, pcfg, first_order=egrads or None)
     n_params = describe(loaded)["n_parameters"] if loaded is not None else 0
     spec = mp.entry.spec
     info = ModelInfo(

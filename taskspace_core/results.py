@@ -84,8 +84,9 @@ class SpaceResult:
         return [t.level(level) for t in self.tasks]
 
     def levels(self) -> list[str]:
+        """Hypothesis levels every task has a label for (category, field, then tag columns)."""
         tags = sorted({k for t in self.tasks for k in t.tags})
-        return ["category", "field", *[k for k in tags if all(t.tags.get(k) for t in self.tasks)]]
+        return [lv for lv in ("category", "field", *tags) if all(t.level(lv) for t in self.tasks)]
 
 
 def space_key(fingerprint: str, revision: str | None, taskset_hash: str, config_hash: str) -> str:

@@ -1,0 +1,159 @@
+"""The probing runner: plan, cache hits, kill and resume, O(N) growth, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from precompute.cli import main
+from precompute.config import load_config
+from precompute.runner import build_plan
+from taskspace_core.results import list_spaces, load_space
+from taskspace_core.store import Store
+from tests.tiny_models import NOUNS, NOUNS_PL, VERBS, VERBS_PL, tiny_loaded_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_tasks(path: Path, n_tasks: int = 3) -> Path:
+    rows = []
+    for n, npl in zip(NOUNS, NOUNS_PL, strict=True):
+        for v, vpl in zip(VERBS[:2], VERBS_PL[:2], strict=True):
+            rows.append((f"the {n} {v}", f"the {n} {vpl}", "sva_singular", "agreement"))
+            rows.append((f"the {npl} {vpl}", f"the {npl} {v}", "sva_plural", "agreement"))
+            rows.append((f"this {n} {v}", f"these {n} {v}", "det_noun", "determiners"))
+            rows.append((f"the {n} and the {n} {vpl}", f"the {n} and the {n} {v}", "coordination", "agreement"))
+    tasks = ["sva_singular", "sva_plural", "det_noun", "coordination"][:n_tasks]
+    lines = ["sentence_good,sentence_bad,task,category"] + [",".join(r) for r in rows if r[2] in tasks]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_config(tmp: Path, model_dir: Path, tasks_csv: Path, name: str = "tiny") -> Path:
+    cfg = {
+        "name": name,
+        "series": "tiny-series",
+        "models": [{"name": str(model_dir), "size": "tiny", "step": 10}],
+        "tasks": [f"file:{tasks_csv}"],
+        "methods": ["transfer", "gradient"],
+        "probe": {"n_tune": 8, "n_eval": 8},
+        "ftgd": {"steps": 2, "mask_pairs": 4, "batch_size": 4, "mask_fraction": 0.05},
+        "device": "cpu",
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path / "cache"))
+    lm = tiny_loaded_model("llama", seed=3)
+    model_dir = tmp_path / "model"
+    lm.model.save_pretrained(model_dir)
+    lm.tokenizer.save_pretrained(model_dir)
+    csv = write_tasks(tmp_path / "tasks.csv")
+    return tmp_path, model_dir, csv, write_config(tmp_path, model_dir, csv)
+
+
+def space_of(cache: Path):
+    store = Store(cache)
+    recs = list_spaces(store)
+    assert len(recs) == 1
+    return load_space(store, recs[0]["key"])
+
+
+def test_run_assembles_a_space_and_rerun_is_a_cache_hit(setup, capsys):
+    tmp, _, _, cfg = setup
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    sp = space_of(tmp / "cache")
+    assert sp.names == ["sva_singular", "sva_plural", "det_noun"]
+    assert sp.T.shape == (3, 3) and np.isfinite(sp.T).all() and sp.G.shape == (3, 3)
+    assert sp.model.size_label == "tiny" and sp.model.step == 10 and sp.series == "tiny-series"
+    capsys.readouterr()
+    assert main(["run", "--config", str(cfg), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["units_total"] == 3 + 3 + 9 and plan["units_todo"] == 0
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    assert "cache hit" in capsys.readouterr().out
+
+
+def test_adding_a_task_costs_order_n_units(setup):
+    tmp, model_dir, _, cfg = setup
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    bigger = write_config(tmp, model_dir, write_tasks(tmp / "tasks4.csv", 4), name="tiny4")
+    # the 4-task set is a different file; its first three tasks have the same content
+    plan = build_plan(load_config(bigger), Store(tmp / "cache"))
+    counts = plan.counts()
+    new = {k: c["total"] - c["cached"] for k, c in counts.items()}
+    assert new == {"base": 1, "ftgd": 1, "transfer": 2 * 3 + 1}
+
+
+def test_killed_run_resumes_to_identical_matrices(setup, tmp_path):
+    tmp, _, _, cfg = setup
+    # reference: an uninterrupted run in its own cache
+    env = {**os.environ, "TASKSPACE_CACHE": str(tmp / "ref-cache")}
+    ref = subprocess.run(
+        [sys.executable, "-m", "precompute", "run", "--config", str(cfg), "--quiet"], env=env, cwd=ROOT
+    )
+    assert ref.returncode == 0
+    progress = tmp / "progress.json"
+    env = {**os.environ, "TASKSPACE_CACHE": str(tmp / "cache")}
+    cmd = [sys.executable, "-m", "precompute", "run", "--config", str(cfg), "--quiet", "--progress-file", str(progress)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists():
+            try:
+                done = json.loads(progress.read_text())["done"]
+            except (ValueError, KeyError):
+                done = 0
+            if done >= 5:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no clean-up at all: only atomic writes can save us
+    proc.wait()
+    store = Store(tmp / "cache")
+    before = {r["key"] for r in store.entries() if r["kind"] != "space"}
+    assert 5 <= len(before) < 15, "the kill should land mid-run"
+    plan = build_plan(load_config(cfg), store)
+    assert plan.summary(store)["units_todo"] == 15 - len(before)
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    after = Store(tmp / "cache")
+    for rec in after.entries():
+        if rec["key"] in before:
+            assert rec["created"] <= min(r["created"] for r in after.entries() if r["key"] not in before)
+    a, b = space_of(tmp / "cache"), space_of(tmp / "ref-cache")
+    for m in ("T", "G", "J", "lift_per_tensor"):
+        np.testing.assert_array_equal(getattr(a, m), getattr(b, m))
+
+
+def test_export_writes_matrices_statistics_and_manifest(setup, tmp_path):
+    tmp, _, _, cfg = setup
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    out = tmp / "export"
+    assert main(["export", "--config", str(cfg), "--out", str(out), "--permutations", "99"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["versions"]) >= {"taskspace", "torch", "transformers"}
+    (model_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    for f in ("T.csv", "G.csv", "J.csv", "T_profile.csv", "statistics.csv", "tasks.csv"):
+        assert (model_dir / f).exists(), f
+    stats = json.loads((model_dir / "statistics.json").read_text())
+    assert {f["level"] for f in stats["fits"]} >= {"category"}
+
+
+def test_config_errors_name_the_field(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [{revision: main}]\ntasks: [builtin]\n")
+    assert main(["run", "--config", str(bad), "--dry-run"]) == 2
+    assert "models[0]" in capsys.readouterr().err
