@@ -1,0 +1,103 @@
+"""Wall time and peak RSS of a probing config (default: the offline default analysis).
+
+Runs ``python -m precompute run`` in a fresh cache (the converted SmolLM2 is linked in, so
+conversion is not timed), then reports: wall time, peak RSS of the run, the share of unit
+time spent tuning (FTGD) vs evaluating (base + transfer), the time of a rerun (a cache
+hit), and the speed-up of applying a task's sparse update in place (and restoring it)
+over a deep copy of the model per task.
+
+    .venv/bin/python benchmarks/bench_probing.py [--config configs/default.yaml] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, peak_rss_mb
+
+from taskspace_core.paths import cache_dir
+from taskspace_core.store import Store
+
+
+def run(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=ROOT, check=True)
+    return time.perf_counter() - t0
+
+
+def inplace_vs_deepcopy(cache: Path, reps: int) -> tuple[float, float]:
+    """Seconds per task: apply+restore a cached FTGD update in place vs deep-copy + apply."""
+    os.environ["TASKSPACE_CACHE"] = str(cache)
+    import torch
+
+    from taskspace_core.ftgd import applied
+    from taskspace_core.models import ModelSpec, load_model
+
+    store = Store(cache)
+    results = [store.get(r["key"]) for r in store.entries("ftgd")][:reps]
+    lm = load_model(ModelSpec("smollm2-135m", device="cpu"))
+    t0 = time.perf_counter()
+    for res in results:
+        with applied(lm, res):
+            pass
+    inplace = (time.perf_counter() - t0) / len(results)
+    params = dict(lm.model.named_parameters())
+    t0 = time.perf_counter()
+    for res in results:
+        clone = copy.deepcopy(lm.model)
+        cparams = dict(clone.named_parameters())
+        for name, (idx, vals) in res.delta.items():
+            flat = cparams[name].data.view(-1)
+            flat[torch.from_numpy(idx.astype("int64"))] += torch.from_numpy(vals.astype("float32"))
+        del clone
+    deep = (time.perf_counter() - t0) / len(results)
+    assert set(res.delta) <= set(params)
+    return inplace, deep
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--keep", default=None, help="use (and keep) this cache directory instead of a temporary one")
+    args = ap.parse_args()
+    cache = Path(args.keep or tempfile.mkdtemp(prefix="bench-probing-"))
+    (cache / "models").mkdir(parents=True, exist_ok=True)
+    src = cache_dir() / "models" / "smollm2-135m"
+    if src.exists() and not (cache / "models" / "smollm2-135m").exists():
+        os.symlink(src, cache / "models" / "smollm2-135m")
+    env = {**os.environ, "TASKSPACE_CACHE": str(cache)}
+    cmd = [sys.executable, "-m", "precompute", "run", "--config", args.config]
+    wall = run([*cmd, "--quiet"], env)
+    rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rerun = run([*cmd, "--quiet"], env)
+    store = Store(cache)
+    by_kind: dict[str, float] = {}
+    for rec in store.entries():
+        if rec.get("seconds"):
+            by_kind[rec["kind"]] = by_kind.get(rec["kind"], 0.0) + float(rec["seconds"])
+    unit_total = sum(by_kind.values())
+    inplace, deep = inplace_vs_deepcopy(cache, reps=6)
+    print(f"config: {args.config}")
+    print(f"wall time: {wall / 60:.1f} min ({wall:.0f} s); peak RSS of the run: {rss_child:.0f} MB")
+    for kind, secs in sorted(by_kind.items()):
+        print(f"  {kind:>8}: {secs:7.1f} s ({100 * secs / unit_total:.0f}% of unit time)")
+    tune = by_kind.get("ftgd", 0.0)
+    print(f"tuning vs evaluation: {100 * tune / unit_total:.0f}% / {100 * (unit_total - tune) / unit_total:.0f}%")
+    print(f"rerun (cache hit): {rerun:.1f} s")
+    print(
+        f"per task: in-place apply+restore {inplace * 1000:.0f} ms vs deep copy + apply {deep * 1000:.0f} ms "
+        f"-> {deep / inplace:.0f}x; bench process peak RSS {peak_rss_mb():.0f} MB"
+    )
+    print(f"cache: {store.volume() / 2**20:.0f} MB in {cache}")
+
+
+if __name__ == "__main__":
+    main()
