@@ -1,0 +1,211 @@
+"""Cached access to the results store and the statistics the pages show.
+
+Everything heavy is wrapped in ``st.cache_data`` keyed on (cache directory, space key,
+created time, options), so a warm page renders from memory and a recomputed space (new
+``created``) is never served stale. The entry listing has a short TTL so that results a
+background job just wrote appear within seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from taskspace_core import spaces
+from taskspace_core.paths import cache_dir
+from taskspace_core.results import SpaceResult, list_spaces, load_space
+from taskspace_core.store import Store
+
+# matrix id -> (label, diverging colour scale, symmetric)
+MATRICES: dict[str, tuple[str, bool, bool]] = {
+    "T": ("transfer T (row = tuned task, column = evaluated task)", True, False),
+    "sym": ("sym-T: (T + Tᵀ)/2 after dividing rows by self-transfer", True, True),
+    "profile": ("profile similarity: correlation of rows of T", True, True),
+    "G": ("gradient cosine G", True, True),
+    "J": ("mask Jaccard J", False, True),
+    "lift": ("overlap lift (per-tensor chance)", False, True),
+    "lift_uniform": ("overlap lift (uniform chance)", False, True),
+}
+SYMMETRIC = [k for k, v in MATRICES.items() if v[2]]
+
+
+def cache_path() -> str:
+    return str(cache_dir())
+
+
+@st.cache_resource(show_spinner=False)
+def _store(directory: str) -> Store:
+    return Store(directory)
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def entries(directory: str) -> list[dict[str, Any]]:
+    """Metadata of every assembled space (cheap: no result is unpickled)."""
+    return list_spaces(_store(directory))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _load(directory: str, key: str, created: float) -> SpaceResult | None:
+    return load_space(_store(directory), key)
+
+
+def load(rec: dict[str, Any]) -> SpaceResult | None:
+    return _load(cache_path(), rec["key"], float(rec.get("created", 0)))
+
+
+_SIZE = re.compile(r"^\s*([\d.]+)\s*([kKmMbBtT]?)")
+
+
+def size_value(label: str) -> float:
+    """'135M' -> 1.35e8, '1.7B' -> 1.7e9; unknown labels sort last by text."""
+    m = _SIZE.match(label or "")
+    if not m:
+        return float("inf")
+    mult = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[m.group(2).lower()]
+    try:
+        return float(m.group(1)) * mult
+    except ValueError:
+        return float("inf")
+
+
+def model_sort_key(rec: dict[str, Any]) -> tuple[float, str, int]:
+    step = rec.get("step")
+    return (
+        size_value(str(rec.get("size_label") or "")),
+        str(rec.get("size_label") or ""),
+        int(step) if step is not None else 10**12,
+    )
+
+
+@dataclass(frozen=True)
+class Series:
+    """The spaces of one series on one task set (sizes x checkpoints), ordered by size then step."""
+
+    series: str
+    taskset: str
+    records: tuple[dict[str, Any], ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.series}|{self.taskset}"
+
+    @property
+    def sizes(self) -> list[str]:
+        return list(dict.fromkeys(str(r.get("size_label") or "") for r in self.records))
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted({int(r["step"]) for r in self.records if r.get("step") is not None})
+
+
+def all_series(directory: str | None = None) -> list[Series]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in entries(directory or cache_path()):
+        groups.setdefault((str(rec.get("series") or "(no series)"), str(rec.get("tasks") or "")), []).append(rec)
+    return [Series(s, t, tuple(sorted(recs, key=model_sort_key))) for (s, t), recs in groups.items()]
+
+
+def model_name(rec: dict[str, Any]) -> str:
+    return str(rec.get("model") or rec["key"])
+
+
+# ------------------------------------------------------------------ matrices and statistics
+
+
+def transfer_source(sp: SpaceResult, estimate: str = "exact") -> tuple[np.ndarray | None, str]:
+    """T or its first-order estimate (METHODS s4b), and a label saying which one it is."""
+    if estimate == "first_order" and sp.T_first_order is not None:
+        return sp.T_first_order, "first-order estimate"
+    if sp.T is not None:
+        return sp.T, "exact"
+    if sp.T_first_order is not None:
+        return sp.T_first_order, "first-order estimate"
+    return None, ""
+
+
+def available(sp: SpaceResult, symmetric_only: bool = False) -> list[str]:
+    has_t = sp.T is not None or sp.T_first_order is not None
+    present = {
+        "T": has_t,
+        "sym": has_t,
+        "profile": has_t,
+        "G": sp.G is not None,
+        "J": sp.J is not None,
+        "lift": sp.lift_per_tensor is not None,
+        "lift_uniform": sp.lift_uniform is not None,
+    }
+    return [k for k, ok in present.items() if ok and (not symmetric_only or MATRICES[k][2])]
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _matrix(directory: str, key: str, created: float, which: str, estimate: str) -> tuple[np.ndarray, list[str]]:
+    sp = _load(directory, key, created)
+    assert sp is not None
+    notes: list[str] = []
+    T, _ = transfer_source(sp, estimate)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", spaces.SpaceWarning)
+        if which == "T":
+            M = T
+        elif which in ("sym", "profile"):
+            M = spaces.symmetrise(T, how=which)  # type: ignore[arg-type]
+        else:
+            M = {"G": sp.G, "J": sp.J, "lift": sp.lift_per_tensor, "lift_uniform": sp.lift_uniform}[which]
+    notes += [str(w.message) for w in caught]
+    return np.asarray(M, dtype=float), notes
+
+
+def matrix(rec: dict[str, Any], which: str, estimate: str = "exact") -> tuple[np.ndarray, list[str]]:
+    """The task-by-task matrix ``which`` of a space, and any warnings from building it."""
+    return _matrix(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def fit(
+    directory: str,
+    key: str,
+    created: float,
+    which: str,
+    estimate: str,
+    level: str,
+    n_perm: int,
+    custom: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
+) -> dict[str, Any]:
+    """Fit statistics of one space to one hypothesis level (or a custom matrix), as a dict."""
+    sp = _load(directory, key, created)
+    assert sp is not None
+    S, _ = _matrix(directory, key, created, which, estimate)
+    if custom is not None:
+        names, flat = custom
+        n = len(names)
+        import pandas as pd
+
+        H, _ = spaces.HypothesisSpace.from_matrix(
+            pd.DataFrame(np.array(flat).reshape(n, n), index=list(names), columns=list(names)), sp.names, "uploaded"
+        )
+    else:
+        H = spaces.HypothesisSpace.from_labels(level, sp.names, sp.labels(level))
+    return spaces.fit_hypothesis(S, H, n_permutations=n_perm, seed=0).as_dict()
+
+
+def fit_for(rec: dict[str, Any], which: str, estimate: str, level: str, n_perm: int, custom: Any = None) -> dict:
+    return fit(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate, level, n_perm, custom)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _layout(directory: str, key: str, created: float, which: str, estimate: str, method: str) -> tuple[np.ndarray, str]:
+    S, _ = _matrix(directory, key, created, which, estimate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", spaces.SpaceWarning)
+        emb = spaces.umap_embedding(S, seed=0) if method == "umap" else spaces.mds_embedding(S, seed=0)
+    return emb.coords, emb.note
+
+
+def layout(rec: dict[str, Any], which: str, estimate: str, method: str) -> tuple[np.ndarray, str]:
+    """2-D layout of a space (MDS or UMAP of D = 1 - S_scaled) and a note if UMAP fell back."""
+    return _layout(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate, method)

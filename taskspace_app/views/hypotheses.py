@@ -1,0 +1,149 @@
+"""Hypotheses: fit of the task space to each hypothesis level, generalisation and stability."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from taskspace_app import data, ui
+from taskspace_core import plots, spaces
+
+st.title("Hypotheses")
+series = ui.pick_series()
+if series is None:
+    ui.empty_state("no task space is in the cache.")
+    st.stop()
+ref = data.load(series.records[-1])
+if ref is None:
+    st.error("This result could not be read from the cache.")
+    st.stop()
+options = data.available(ref, symmetric_only=True)
+if not options or len(ref.tasks) < 3:
+    ui.empty_state("hypothesis tests need a symmetric task space over at least three tasks.")
+    st.stop()
+which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
+estimate = ui.pick_estimate(ref) if which in ("sym", "profile") else "exact"
+n_perm = int(ui.bound("selectbox", "Permutations (Mantel)", ["999", "9999"], "perm", "9999", container=st.sidebar))
+# default: levels that group tasks (some shared labels, more than one label); e.g. a per-task UID is not a hypothesis
+useful = [lv for lv in ref.levels() if 1 < len(set(ref.labels(lv))) < len(ref.tasks)]
+levels = ui.bound_multi("Hypothesis levels", ref.levels(), "levels", useful or ref.levels())
+stat = ui.bound(
+    "radio",
+    "Statistic",
+    ["spearman", "within_minus_between", "ari"],
+    "stat",
+    "spearman",
+    horizontal=True,
+    format_func=lambda k: {"spearman": "Spearman ρ", "ari": "ARI"}.get(k, "within − between"),
+)
+
+custom = None
+upload = st.file_uploader(
+    "Your own N x N hypothesis matrix (CSV, task names in the first row and column)", type=["csv"], key="hyp_upload"
+)
+if upload is not None:
+    try:
+        H, warns = spaces.HypothesisSpace.from_matrix(pd.read_csv(upload, index_col=0), ref.names, "uploaded")
+        custom = (tuple(H.task_names), tuple(float(v) for v in H.matrix.ravel()))
+        for w in warns:
+            st.warning(w)
+    except (spaces.SpaceError, ValueError, UnicodeDecodeError) as exc:
+        st.error(f"The matrix was not used: {exc}")
+
+rows = []
+with st.spinner("testing hypotheses…"):
+    for r in series.records:
+        sp = data.load(r)
+        if sp is None or which not in data.available(sp, symmetric_only=True):
+            continue
+        for lev in levels + (["uploaded"] if custom else []):
+            try:
+                res = data.fit_for(r, which, estimate, lev, n_perm, custom if lev == "uploaded" else None)
+            except spaces.SpaceError as exc:
+                st.warning(f"{ui.md(lev)} on {ui.md(data.model_name(r))}: {exc}")
+                continue
+            rows.append(
+                {
+                    "model": ui.short_label(r),
+                    "size": r.get("size_label") or "",
+                    "step": r.get("step"),
+                    **res,
+                    "eval pairs per task": sp.n_eval_pairs,
+                }
+            )
+if not rows:
+    st.info("Choose at least one hypothesis level (or upload a matrix).")
+    st.stop()
+fits = pd.DataFrame(rows)
+p_col = {"spearman": "mantel_p", "within_minus_between": "wmb_p", "ari": "mantel_p"}[stat]
+st.caption(
+    f"n = {len(ref.tasks)} tasks ({len(ref.tasks) * (len(ref.tasks) - 1) // 2} task pairs), "
+    f"{ref.n_eval_pairs} eval pairs per task · one-sided permutation p-values, {n_perm} permutations"
+)
+fig = plots.fit_bars(fits, stat=stat, p_col=p_col, title=f"{stat} of {data.MATRICES[which][0]} per model")
+st.plotly_chart(fig, width="stretch", key="hyp_bars")
+ui.downloads(fig, fits, f"taskspace_hypotheses_{which}", "hyp")
+st.dataframe(fits.round(4), hide_index=True, width="stretch")
+
+st.subheader("Generalisation to overarching concepts")
+st.caption(
+    "Per task: mean transfer to the other tasks of its category divided by self-transfer; "
+    "per model: the mean over tasks. The paper finds larger models generalise more."
+)
+gen = []
+for r in series.records:
+    sp = data.load(r)
+    T = data.transfer_source(sp, estimate)[0] if sp is not None else None
+    if T is not None:
+        g = spaces.generalisation_scores(T, sp.labels("category"))
+        gen.append(
+            {
+                "size": str(r.get("size_label") or data.model_name(r)),
+                "step": r.get("step") or 0,
+                "generalisation": spaces.model_generalisation(T, sp.labels("category")),
+                "n tasks": int(sum(not math.isnan(x) for x in g)),
+            }
+        )
+if gen:
+    df_g = pd.DataFrame(gen)
+    fig_g = plots.series_lines(
+        df_g,
+        x="step",
+        y="generalisation",
+        group="size",
+        hover_cols=["n tasks"],
+        title="Generalisation per size",
+        hline=0.0,
+    )
+    st.plotly_chart(fig_g, width="stretch", key="hyp_gen")
+    ui.downloads(fig_g, df_g, "taskspace_generalisation", "gen")
+else:
+    st.info("No transfer matrix in this series: run the 'transfer' method to see generalisation.")
+
+st.subheader("Stability across checkpoints")
+stab = []
+for size in series.sizes:
+    recs = [r for r in series.records if str(r.get("size_label") or "") == size and r.get("step") is not None]
+    if len(recs) < 2:
+        continue
+    st_res = spaces.stability([data.matrix(r, which, estimate)[0] for r in recs])
+    for k, r in enumerate(recs):
+        stab.append(
+            {
+                "size": size,
+                "step": r["step"],
+                "vs last": st_res.against_last[k],
+                "vs previous": st_res.consecutive[k - 1] if k else float("nan"),
+            }
+        )
+if stab:
+    df_s = pd.DataFrame(stab).melt(id_vars=["size", "step"], var_name="compared", value_name="spearman")
+    fig_s = plots.series_lines(
+        df_s, x="step", y="spearman", group="size", dash="compared", title="Spearman between checkpoints' task spaces"
+    )
+    st.plotly_chart(fig_s, width="stretch", key="hyp_stab")
+    ui.downloads(fig_s, df_s, "taskspace_stability", "stab")
+else:
+    st.info("Stability needs at least two checkpoints of one size in this series.")

@@ -1,0 +1,109 @@
+"""Map: 2-D MDS / UMAP layouts of the task space; a slider steps through checkpoints or sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from taskspace_app import data, ui
+from taskspace_core import plots, spaces
+
+st.title("Map")
+series = ui.pick_series()
+if series is None:
+    ui.empty_state("no task space is in the cache.")
+    st.stop()
+first = data.load(series.records[-1])
+if first is None:
+    st.error("This result could not be read from the cache.")
+    st.stop()
+options = data.available(first, symmetric_only=True)
+if not options:
+    ui.empty_state("this series holds no symmetric task space.")
+    st.stop()
+which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
+estimate = ui.pick_estimate(first) if which in ("sym", "profile") else "exact"
+method = ui.bound(
+    "radio", "Layout", ["mds", "umap"], "method", "mds", container=st.sidebar, horizontal=True, format_func=str.upper
+)
+level = ui.bound("selectbox", "Colour by", first.levels(), "level", "category", container=st.sidebar)
+
+# which models the slider walks through: checkpoints of one size, or sizes at one step
+sizes, steps = series.sizes, series.steps
+along_opts = ["checkpoints"] * (len(steps) > 1) + ["sizes"] * (len(sizes) > 1) + ["single"]
+along = ui.bound(
+    "radio",
+    "Slider over",
+    along_opts,
+    "along",
+    along_opts[0],
+    container=st.sidebar,
+    format_func=lambda k: {
+        "checkpoints": "checkpoints of one size",
+        "sizes": "sizes at one step",
+        "single": "one model",
+    }[k],
+)
+if along == "checkpoints":
+    size = ui.bound("selectbox", "Size", sizes, "size", sizes[-1], container=st.sidebar)
+    chosen = [r for r in series.records if str(r.get("size_label") or "") == size]
+    frame_label = [f"step {r.get('step')}" for r in chosen]
+elif along == "sizes":
+    step = ui.bound("selectbox", "Step", [str(s) for s in steps], "step", str(steps[-1]), container=st.sidebar)
+    chosen = [r for r in series.records if str(r.get("step")) == step]
+    frame_label = [str(r.get("size_label") or data.model_name(r)) for r in chosen]
+else:
+    chosen = [ui.pick_model(series)]
+    frame_label = [data.model_name(chosen[0])]
+
+ref = data.load(chosen[-1])
+if ref is None:
+    st.error("This result could not be read from the cache.")
+    st.stop()
+names = ref.names
+try:
+    with st.spinner("computing layouts…"):
+        layouts, notes = [], set()
+        for r in chosen:
+            sp = data.load(r)
+            if sp is None or sp.names != names:
+                st.warning(f"{ui.md(data.model_name(r))} has other tasks than the rest of the series; left out.")
+                continue
+            coords, note = data.layout(r, which, estimate, method)
+            layouts.append(coords)
+            if note:
+                notes.add(note)
+        aligned = spaces.procrustes_align(layouts) if len(layouts) > 1 else layouts
+except spaces.SpaceError as exc:
+    st.error(f"No layout: {exc}")
+    st.stop()
+for note in notes:
+    st.info(note)
+
+hover = [
+    f"<b>{plots.esc(t.name)}</b> ({plots.esc(t.level(level))})<br>{plots.esc(t.description)}"
+    f"<br>✓ {plots.esc(t.example_good)}<br>✗ {plots.esc(t.example_bad)}"
+    for t in ref.tasks
+]
+frames = list(zip(frame_label[: len(aligned)], aligned, strict=False))
+title = f"{method.upper()} of {data.MATRICES[which][0]}"
+st.caption(ui.md(f"{len(names)} tasks · {len(frames)} model(s) · Procrustes-aligned to the last · D = 1 - S_scaled"))
+fig = plots.embedding_figure(frames, names, ref.labels(level), level=level, hover=hover, title=title)
+st.plotly_chart(fig, width="stretch", key="map_chart")
+df = pd.concat(
+    [
+        pd.DataFrame(
+            {
+                "model": lab,
+                "task": names,
+                level: ref.labels(level),
+                "x": np.round(c[:, 0], 5),
+                "y": np.round(c[:, 1], 5),
+            }
+        )
+        for lab, c in frames
+    ],
+    ignore_index=True,
+)
+ui.downloads(fig, df, f"taskspace_map_{method}_{which}", "map")

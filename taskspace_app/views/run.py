@@ -1,0 +1,185 @@
+"""Run: choose models, task sources and methods; see the plan; start, join, watch and cancel jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from taskspace_app import data, ui
+from taskspace_app.validation import check_local_dir, check_model_name, check_revision
+from taskspace_core import jobs
+
+# model suites: (name, size label) x steps; revision "step{N}" as Pythia names its checkpoints
+SUITES = {
+    "Pythia (deduped)": {
+        "models": [
+            ("EleutherAI/pythia-70m-deduped", "70M"),
+            ("EleutherAI/pythia-160m-deduped", "160M"),
+            ("EleutherAI/pythia-410m-deduped", "410M"),
+        ],
+        "steps": [0, 1000, 8000, 33000, 143000],
+    },
+}
+
+st.title("Run an analysis")
+if "run_models" not in st.session_state:
+    st.session_state["run_models"] = [
+        {"name": "smollm2-135m", "revision": None, "size": "135M", "step": None, "step0": False},
+        {"name": "smollm2-135m", "revision": None, "size": "135M", "step": 0, "step0": True},
+    ]
+models: list[dict] = st.session_state["run_models"]
+
+st.subheader("1 · Models")
+with st.expander("Add a hub model or a local folder"):
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    name = c1.text_input("Name or path", placeholder="EleutherAI/pythia-70m", key="add_name")
+    rev = c2.text_input("Revision (branch, tag, commit)", placeholder="step1000", key="add_rev")
+    size = c3.text_input("Size", placeholder="70M", key="add_size")
+    step = c4.number_input("Step", min_value=-1, value=-1, help="-1: not a checkpoint", key="add_step")
+    if st.button("Add model", key="add_model"):
+        err = check_model_name(name) or check_revision(rev)
+        if err:
+            st.error(f"Not added: {err}")
+        else:
+            models.append(
+                {
+                    "name": name.strip(),
+                    "revision": rev.strip() or None,
+                    "size": size.strip(),
+                    "step": int(step) if step >= 0 else None,
+                    "step0": False,
+                }
+            )
+with st.expander("Add a model suite"):
+    suite = st.selectbox("Suite", list(SUITES), key="suite")
+    spec = SUITES[suite]
+    sizes = st.multiselect("Sizes", [s for _, s in spec["models"]], default=[spec["models"][0][1]], key="suite_sz")
+    steps = st.multiselect("Checkpoints (steps)", spec["steps"], default=spec["steps"][:2], key="suite_st")
+    if st.button("Add suite", key="add_suite"):
+        for mname, msize in spec["models"]:
+            if msize in sizes:
+                models.extend(
+                    {"name": mname, "revision": f"step{s}", "size": msize, "step": s, "step0": False} for s in steps
+                )
+if models:
+    st.dataframe(pd.DataFrame(models), hide_index=True, width="stretch")
+    if st.button("Clear models", key="clear_models"):
+        models.clear()
+        st.rerun()
+else:
+    st.info("No model chosen yet.")
+
+st.subheader("2 · Tasks")
+tasks: list[str] = []
+try:
+    from taskspace_core.builtin import paradigm_names
+
+    builtin_names, builtin_err = paradigm_names(), ""
+except Exception as exc:  # noqa: BLE001 - the suite may be missing or mid-edit
+    builtin_names, builtin_err = [], str(exc)
+if builtin_names:
+    chosen = ui.bound_multi("Built-in paradigms", builtin_names, "builtin", builtin_names[:8])
+    if chosen:
+        tasks.append("builtin:" + ",".join(chosen))
+else:
+    st.caption(f"Built-in suite unavailable: {ui.md(builtin_err[:200])}")
+set_dir = Path(data.cache_path()) / "tasksets"
+saved = sorted(p.stem for p in set_dir.glob("*.csv")) if set_dir.is_dir() else []
+if saved:
+    tasks += [f"set:{s}" for s in ui.bound_multi("Your saved task sets", saved, "sets", [])]
+c1, c2 = st.columns(2)
+blimp_dir = c1.text_input("BLiMP folder (the *.jsonl files)", placeholder="/data/blimp", key="blimp_dir")
+blimp_hub = c2.toggle("BLiMP from the hub (needs network)", key="blimp_hub")
+blimp_only = st.text_input("BLiMP paradigms (comma-separated; empty = all 67)", key="blimp_only").replace(" ", "")
+if blimp_dir.strip():
+    err = check_local_dir(blimp_dir.strip(), "BLiMP folder")
+    if err or not Path(blimp_dir.strip()).is_dir():
+        st.error(err or "That BLiMP folder does not exist.")
+    else:
+        tasks.append(f"blimp:{blimp_dir.strip()}" + (f":{blimp_only}" if blimp_only else ""))
+if blimp_hub:
+    tasks.append("hub:blimp" + (f":{blimp_only}" if blimp_only else ""))
+
+st.subheader("3 · Methods")
+methods = ui.bound_multi("Methods", ["transfer", "gradient"], "methods", ["transfer", "gradient"])
+with st.expander("Switches"):
+    c1, c2, c3, c4 = st.columns(4)
+    metric = ui.bound("selectbox", "Metric", ["mean_margin", "accuracy"], "metric", "mean_margin", container=c1)
+    transfer = ui.bound("selectbox", "Transfer", ["exact", "first_order"], "transfer", "exact", container=c2)
+    n_tune = c3.number_input("Tune pairs", 4, 2000, 48, key="n_tune")
+    n_eval = c4.number_input("Eval pairs", 4, 2000, 48, key="n_eval")
+    f_steps = c1.number_input("FTGD steps", 1, 1000, 10, key="f_steps")
+    lr = c2.number_input("Learning rate", 1e-6, 1e-1, 2e-4, format="%.1e", key="f_lr")
+    mask_pairs = c3.number_input("Mask pairs", 1, 2000, 32, key="f_mask_pairs")
+    batch = c4.number_input("Batch size", 1, 512, 8, key="f_batch")
+    frac = c1.number_input("Mask fraction k", 0.0001, 1.0, 0.01, format="%.4f", key="f_frac")
+    reduction = c2.selectbox("Sentence score", ["sum", "mean"], key="reduction")
+    device = c3.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
+    dtype = c4.selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], key="dtype")
+c1, c2 = st.columns(2)
+cfg_name = c1.text_input("Run name", value="my-run", key="cfg_name")
+series = c2.text_input("Series (groups models in the size/checkpoint views)", value="my-series", key="cfg_series")
+
+config = {
+    "name": cfg_name.strip() or "my-run",
+    "series": series.strip() or "my-series",
+    "models": models,
+    "tasks": tasks,
+    "methods": methods,
+    "probe": {"n_tune": int(n_tune), "n_eval": int(n_eval), "metric": metric, "transfer": transfer},
+    "scoring": {"reduction": reduction},
+    "ftgd": {
+        "steps": int(f_steps),
+        "lr": float(lr),
+        "mask_pairs": int(mask_pairs),
+        "batch_size": int(batch),
+        "mask_fraction": float(frac),
+    },
+    "device": device,
+    "dtype": dtype,
+}
+missing = [w for w, ok in (("a model", models), ("a task source", tasks), ("a method", methods)) if not ok]
+
+st.subheader("4 · Plan and start")
+with st.expander("Config (YAML)"):
+    st.code(yaml.safe_dump(config, sort_keys=False), language="yaml")
+if missing:
+    st.warning("Choose " + ", ".join(missing) + " first.")
+else:
+    jid = jobs.job_id(config)
+    c1, c2 = st.columns(2)
+    if c1.button("Show the plan", key="plan"):
+        with st.spinner("planning (the runner checks the cache)…"):
+            try:
+                st.session_state["run_plan"] = (jid, jobs.plan(config))
+            except (jobs.JobError, OSError) as exc:
+                st.session_state["run_plan"] = (jid, {"error": str(exc)})
+    got = st.session_state.get("run_plan")
+    if got and got[0] == jid:
+        plan = got[1]
+        if "error" in plan:
+            st.error(ui.md(plan["error"]))
+        else:
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric("units", plan.get("units_total", "?"))
+            m2.metric("cached", plan.get("units_cached", "?"))
+            m3.metric("to do", plan.get("units_todo", "?"))
+            m4.metric("estimated time", ui.fmt_seconds(plan.get("estimated_seconds")))
+            by_type = plan.get("by_type") or {}
+            if by_type:
+                st.dataframe(pd.DataFrame(by_type).T, width="stretch")
+    if c2.button("Start", type="primary", key="start", icon=":material/play_arrow:"):
+        try:
+            status, joined = jobs.start_job(config)
+            st.toast("joined the job already running this plan" if joined else "job started")
+        except (OSError, jobs.JobError) as exc:
+            st.error(f"Could not start: {ui.md(str(exc))}")
+
+st.subheader("Jobs")
+if jobs.list_jobs():
+    ui.jobs_panel("run", limit=10)
+else:
+    st.caption("No job has run on this machine yet.")

@@ -1,0 +1,87 @@
+"""Task space: heatmap of T, sym-T, profile similarity, G or J, ordered by clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from taskspace_app import data, ui
+from taskspace_core import plots, spaces
+
+st.title("Task space")
+series = ui.pick_series()
+if series is None:
+    ui.empty_state("no task space is in the cache.")
+    st.stop()
+rec = ui.pick_model(series)
+sp = data.load(rec)
+if sp is None:
+    st.error("This result could not be read from the cache (it may have been written by another version).")
+    st.stop()
+options = data.available(sp)
+if not options:
+    ui.empty_state("this run holds no task-by-task matrix.")
+    st.stop()
+which = ui.pick_matrix(options, default="T" if "T" in options else options[0])
+estimate = ui.pick_estimate(sp) if which in ("T", "sym", "profile") else "exact"
+order_by = ui.bound(
+    "radio",
+    "Order",
+    ["cluster", "file"],
+    "order",
+    "cluster",
+    container=st.sidebar,
+    format_func=lambda k: {"cluster": "by clustering", "file": "as in the task set"}[k],
+)
+clip = ui.bound_toggle("Colour range without the diagonal", "clip", which == "T", container=st.sidebar)
+
+M, notes = data.matrix(rec, which, estimate)
+label, diverging, symmetric = data.MATRICES[which]
+for note in notes:
+    st.warning(note)
+
+order = None
+if order_by == "cluster" and len(sp.tasks) > 2:
+    try:
+        S = M if symmetric else data.matrix(rec, "profile", estimate)[0]
+        order = spaces.cluster_order(S)
+    except spaces.SpaceError as exc:
+        st.caption(f"Not clustered: {exc}")
+
+_, est_label = data.transfer_source(sp, estimate)
+title = f"{label} — {data.model_name(rec)}"
+sub = f"{len(sp.tasks)} tasks · {sp.n_eval_pairs} eval pairs per task · metric {sp.metric}"
+if which in ("T", "sym", "profile"):
+    sub += f" · transfer: {est_label}"
+st.caption(ui.md(sub))
+
+fig = plots.task_heatmap(
+    M,
+    sp.names,
+    sp.labels("category"),
+    title=title,
+    value_label=which,
+    diverging=diverging,
+    order=order,
+    examples=[(t.example_good, t.example_bad) for t in sp.tasks],
+    clip_diagonal=clip,
+)
+st.plotly_chart(fig, width="stretch", key="space_heatmap")
+df = ui.matrix_frame(M, sp.names)
+ui.downloads(fig, df, f"taskspace_{which}_{data.model_name(rec)}", "space", index=True)
+
+with st.expander("Tasks in this space"):
+    rows = pd.DataFrame(
+        {
+            "task": sp.names,
+            "category": sp.labels("category"),
+            "field": sp.labels("field"),
+            "pairs": [t.n_pairs for t in sp.tasks],
+            "good (example)": [t.example_good for t in sp.tasks],
+            "bad (example)": [t.example_bad for t in sp.tasks],
+            f"base {sp.metric}": np.round(sp.eval1.get(sp.metric, np.full(len(sp.tasks), np.nan)), 3),
+            "self-transfer": np.round(np.diag(M), 3) if which == "T" else np.nan,
+        }
+    )
+    st.dataframe(rows, hide_index=True, width="stretch")
