@@ -12,57 +12,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from precompute.cli import main
 from precompute.config import load_config
 from precompute.runner import build_plan
 from taskspace_core.results import list_spaces, load_space
 from taskspace_core.store import Store
-from tests.tiny_models import NOUNS, NOUNS_PL, VERBS, VERBS_PL, tiny_loaded_model
+from tests.tiny_runs import save_model, write_config, write_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_tasks(path: Path, n_tasks: int = 3) -> Path:
-    rows = []
-    for n, npl in zip(NOUNS, NOUNS_PL, strict=True):
-        for v, vpl in zip(VERBS[:2], VERBS_PL[:2], strict=True):
-            rows.append((f"the {n} {v}", f"the {n} {vpl}", "sva_singular", "agreement"))
-            rows.append((f"the {npl} {vpl}", f"the {npl} {v}", "sva_plural", "agreement"))
-            rows.append((f"this {n} {v}", f"these {n} {v}", "det_noun", "determiners"))
-            rows.append((f"the {n} and the {n} {vpl}", f"the {n} and the {n} {v}", "coordination", "agreement"))
-    tasks = ["sva_singular", "sva_plural", "det_noun", "coordination"][:n_tasks]
-    lines = ["sentence_good,sentence_bad,task,category"] + [",".join(r) for r in rows if r[2] in tasks]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def write_config(tmp: Path, model_dir: Path, tasks_csv: Path, name: str = "tiny") -> Path:
-    cfg = {
-        "name": name,
-        "series": "tiny-series",
-        "models": [{"name": str(model_dir), "size": "tiny", "step": 10}],
-        "tasks": [f"file:{tasks_csv}"],
-        "methods": ["transfer", "gradient"],
-        "probe": {"n_tune": 8, "n_eval": 8},
-        "ftgd": {"steps": 2, "mask_pairs": 4, "batch_size": 4, "mask_fraction": 0.05},
-        "device": "cpu",
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+def model_entry(model_dir: Path) -> dict:
+    return {"name": str(model_dir), "size": "tiny", "step": 10}
 
 
 @pytest.fixture()
 def setup(tmp_path, monkeypatch):
     monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path / "cache"))
-    lm = tiny_loaded_model("llama", seed=3)
-    model_dir = tmp_path / "model"
-    lm.model.save_pretrained(model_dir)
-    lm.tokenizer.save_pretrained(model_dir)
+    model_dir = save_model(tmp_path / "model")
     csv = write_tasks(tmp_path / "tasks.csv")
-    return tmp_path, model_dir, csv, write_config(tmp_path, model_dir, csv)
+    return tmp_path, model_dir, csv, write_config(tmp_path, [model_entry(model_dir)], csv)
 
 
 def space_of(cache: Path):
@@ -90,7 +60,7 @@ def test_run_assembles_a_space_and_rerun_is_a_cache_hit(setup, capsys):
 def test_adding_a_task_costs_order_n_units(setup):
     tmp, model_dir, _, cfg = setup
     assert main(["run", "--config", str(cfg), "--quiet"]) == 0
-    bigger = write_config(tmp, model_dir, write_tasks(tmp / "tasks4.csv", 4), name="tiny4")
+    bigger = write_config(tmp, [model_entry(model_dir)], write_tasks(tmp / "tasks4.csv", 4), name="tiny4")
     # the 4-task set is a different file; its first three tasks have the same content
     plan = build_plan(load_config(bigger), Store(tmp / "cache"))
     counts = plan.counts()
