@@ -8,7 +8,8 @@ import signal
 from pathlib import Path
 
 from precompute.config import load_config
-from precompute.runner import Plan, Progress, build_plan, run_model
+from precompute.executors import EXECUTORS, execute
+from precompute.runner import Plan, Progress, build_plan
 from taskspace_core.store import Store
 
 
@@ -21,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="override the config's device: auto | cpu | cuda | cuda:N")
     p.add_argument("--progress-file", default=None, help="write progress as JSON here (for the app)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--executor", default="local", choices=EXECUTORS, help="local (default) | ray: one model per GPU on Ray"
+    )
+    p.add_argument("--address", default=None, help="with --executor ray: a running cluster (auto or host:port)")
     p.set_defaults(func=run)
     e = sub.add_parser("export", help="write every matrix and statistic of a config as CSV + JSON")
     e.add_argument("--config", required=True)
@@ -57,13 +62,8 @@ def run(args: argparse.Namespace) -> int:
     _print_plan(plan, summary)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # the app cancels jobs with SIGTERM
     progress = Progress(plan, store, args.progress_file, show=not args.quiet)
-    from taskspace_core.results import load_space
-
     try:
-        for i, mp in enumerate(plan.models):
-            if not mp.todo and load_space(store, mp.space_key) is not None:
-                continue
-            run_model(mp, plan, store, progress, loaded.pop(i, None))
+        execute(args.executor, plan, store, progress, loaded, address=args.address)
     except KeyboardInterrupt:
         progress.close("cancelled")
         raise
@@ -89,4 +89,3 @@ def export(args: argparse.Namespace) -> int:
     out = export_plan(plan, store, Path(args.out), n_permutations=args.permutations)
     print(f"exported to {out}")
     return 0
-

