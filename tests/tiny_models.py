@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from taskspace_core.models import LoadedModel, ModelSpec, weight_fingerprint
@@ -26,17 +26,26 @@ VERBS = ("runs", "sleeps", "sings", "jumps", "eats", "swims")
 VERBS_PL = ("run", "sleep", "sing", "jump", "eat", "swim")
 TOY_WORDS = (
     *NOUNS, *NOUNS_PL, *VERBS, *VERBS_PL,
-    "the", "this", "these", "that", "those", "i", "see", "saw", "itself", "themselves", "it", "them", "and", ".",
+    "the", "this", "these", "that", "those", "i", "see", "saw", "itself", "themselves", "it", "them", "and",
+    "a", "every", "who", "is", "are", "man", "men", "woman", "women", "likes", "like", "himself", "herself",
 )  # fmt: skip
+_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+_PUNCT = ".,;:!?'\"-()"
 
 
 def tiny_tokenizer(words: Sequence[str] = TOY_WORDS) -> PreTrainedTokenizerFast:
-    """Word-level tokenizer (whitespace split) over ``words`` plus <pad>, <unk>, <bos>, <eos>."""
+    """Lower-cased word-level tokenizer over ``words`` that falls back to characters.
+
+    A WordPiece model whose vocabulary holds the words, single characters, ``##``-characters
+    and punctuation: known words are one token, any other ASCII word is spelled out, so
+    arbitrary English sentences tokenize without <unk>. Specials: <pad>, <unk>, <bos>, <eos>.
+    """
     vocab = {w: i for i, w in enumerate(SPECIALS)}
-    for w in words:
+    for w in (*words, *_CHARS, *(f"##{c}" for c in _CHARS), *_PUNCT):
         vocab.setdefault(w, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="<unk>", max_input_chars_per_word=50))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # whitespace and punctuation
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>", pad_token="<pad>"
     )

@@ -1,0 +1,316 @@
+"""Transfer-based similarity probing, unit by unit (METHODS.md s4, 4b, 5).
+
+The runner (``precompute``) calls the unit functions below, caches each result on its own
+(keys from :meth:`ProbeConfig.unit_key`), and finally calls :func:`assemble`:
+
+* :func:`base_unit` — task j's eval-split margins at the base model (``eval1``);
+* :func:`ftgd_unit` — FTGD on task i's tune split (an :class:`~taskspace_core.ftgd.FTGDResult`);
+* :func:`transfer_unit` / :func:`transfer_row` — task j's eval margins with task i's update
+  applied (``eval2[i, j]``);
+* :func:`eval_gradient_unit` — first-order transfer (s4b), one column ``T_fo[:, j]``.
+
+Units store margins, not just one metric, so switching ``metric`` never recomputes a unit.
+
+First-order design: ``grad m_j`` (the gradient of task j's eval mean margin at the base
+model) has as many entries as the model, far too many to cache per task (270 MB in fp16 for
+SmolLM2). So the unit computes it, dots it with every given update ``delta_i`` (the fp16
+delta, i.e. exactly what :func:`~taskspace_core.ftgd.applied` adds) while it is in memory,
+and keeps only those N numbers: ``T_fo[i, j] = delta_i . grad m_j`` exactly. Adding a task k
+then needs one new gradient (column k) and the dots of ``delta_k`` with every other task's
+gradient (row k), i.e. the runner recomputes those units for the new delta set. The
+estimate is of the *mean margin* change whatever ``metric`` says (accuracy has no
+gradient); views label it as first-order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from taskspace_core import ftgd as ftgd_mod
+from taskspace_core.ftgd import FTGDConfig, FTGDResult, applied, gradient_similarity, is_applied
+from taskspace_core.models import LoadedModel
+from taskspace_core.scoring import PairScorer, ScoringConfig, margins_with_grad, task_metrics
+from taskspace_core.tasks import DEFAULT_EVAL, DEFAULT_TUNE, Task
+
+Progress = Callable[[int], None]
+METRICS = ("mean_margin", "accuracy")
+
+
+class ProbeError(ValueError):
+    """Bad probing input; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything that determines a task space's numbers (METHODS s4). Part of every cache key."""
+
+    VERSION: ClassVar[int] = 1
+    n_tune: int = DEFAULT_TUNE
+    n_eval: int = DEFAULT_EVAL
+    metric: str = "mean_margin"  # mean_margin | accuracy
+    transfer: str = "exact"  # exact | first_order
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    ftgd: FTGDConfig = field(default_factory=FTGDConfig)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ProbeError(f"metric must be one of {', '.join(METRICS)}, not '{self.metric}'")
+        if self.transfer not in ("exact", "first_order"):
+            raise ProbeError(f"transfer must be 'exact' or 'first_order', not '{self.transfer}'")
+        if self.n_tune < 1 or self.n_eval < 1:
+            raise ProbeError("n_tune and n_eval must be at least 1")
+
+    def key(self) -> dict[str, Any]:
+        """The whole config (for the assembled space's key)."""
+        return {
+            "method": "probe",
+            "version": self.VERSION,
+            "n_tune": self.n_tune,
+            "n_eval": self.n_eval,
+            "metric": self.metric,
+            "transfer": self.transfer,
+            "scoring": self.scoring.key(),
+            "ftgd": self.ftgd.key(),
+        }
+
+    def unit_key(self, kind: str) -> dict[str, Any]:
+        """Only what changes one unit's numbers, so units are shared across configs.
+
+        ``kind``: ``base`` | ``ftgd`` | ``transfer`` | ``eval_gradient``. (The split depends on
+        both n_tune and n_eval: a small task is cut half and half.)
+        """
+        split = {"probe_version": self.VERSION, "n_tune": self.n_tune, "n_eval": self.n_eval}
+        if kind == "base":
+            return {**split, "scoring": self.scoring.key()}
+        if kind == "ftgd":
+            return {**split, "ftgd": self.ftgd.key()}
+        if kind == "transfer":
+            return {**split, "scoring": self.scoring.key(), "ftgd": self.ftgd.key()}
+        if kind == "eval_gradient":
+            return {**split, "ftgd": self.ftgd.key(), "first_order": 1}
+        raise ProbeError(f"unknown unit kind '{kind}'; use base, ftgd, transfer or eval_gradient")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _eval_pairs(task: Task, cfg: ProbeConfig):
+    return task.split(cfg.n_tune, cfg.n_eval)[1]
+
+
+def _score(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, Any]:
+    margins = PairScorer(loaded, cfg.scoring).score_pairs(_eval_pairs(task, cfg)).margins
+    return {"task": task.name, "margins": margins.astype(np.float64), **task_metrics(margins)}
+
+
+def base_unit(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, Any]:
+    """eval1 of one task: ``{task, margins, accuracy, mean_margin, n, ties}`` on its eval split."""
+    if ftgd_mod.any_applied(loaded):
+        raise ProbeError("base_unit must run on the untuned model, but an FTGD update is applied")
+    return _score(loaded, task, cfg)
+
+
+def ftgd_unit(loaded: LoadedModel, task: Task, cfg: ProbeConfig, progress: Progress | None = None) -> FTGDResult:
+    """FTGD on the task's tune split; ``progress(1)`` per step (``cfg.ftgd.steps + 1`` calls)."""
+    if ftgd_mod.any_applied(loaded):
+        raise ProbeError("ftgd_unit must start from the untuned model, but an FTGD update is applied")
+    tune = task.split(cfg.n_tune, cfg.n_eval)[0]
+    if not tune:
+        raise ProbeError(f"task '{task.name}' has too few pairs for a tune split (it has {len(task)})")
+    result = ftgd_mod.run_ftgd(loaded, tune, cfg.ftgd, progress)
+    return result
+
+
+def transfer_unit(loaded: LoadedModel, ftgd_result: FTGDResult, task_j: Task, cfg: ProbeConfig) -> dict[str, Any]:
+    """eval2 of (i, j): task j's eval margins with task i's update applied.
+
+    If the caller already holds ``applied(loaded, ftgd_result)`` (the runner does, once per i),
+    the model is scored as it is; otherwise the update is applied for this call only.
+    """
+    if is_applied(loaded, ftgd_result):
+        return _score(loaded, task_j, cfg)
+    if ftgd_mod.any_applied(loaded):
+        raise ProbeError("another FTGD update is applied; leave its applied() block before this transfer")
+    with applied(loaded, ftgd_result):
+        return _score(loaded, task_j, cfg)
+
+
+def transfer_row(
+    loaded: LoadedModel,
+    ftgd_result: FTGDResult,
+    tasks: Sequence[Task],
+    cfg: ProbeConfig,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """``transfer_unit`` for every task, applying the update once; ``progress(1)`` per task."""
+    out = []
+    with applied(loaded, ftgd_result):
+        for t in tasks:
+            out.append(transfer_unit(loaded, ftgd_result, t, cfg))
+            if progress:
+                progress(1)
+    return out
+
+
+def eval_gradient(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, torch.Tensor]:
+    """Gradient of task j's eval mean margin (sum reduction) at the model as it is, per selectable tensor."""
+    if cfg.scoring.reduction != "sum":
+        raise ProbeError("the first-order estimate needs reduction='sum' (its gradient is of summed log-probs)")
+    pairs = _eval_pairs(task, cfg)
+    sel = ftgd_mod.selectable_parameters(loaded.model, cfg.ftgd.include_embeddings)
+    names, params = [n for n, _ in sel], [p for _, p in sel]
+    acc: list[torch.Tensor] | None = None
+    with ftgd_mod._grads_on(params):
+        for s in range(0, len(pairs), ftgd_mod.GRAD_CHUNK):
+            chunk = pairs[s : s + ftgd_mod.GRAD_CHUNK]
+            total = margins_with_grad(loaded, chunk).sum() / len(pairs)
+            grads = torch.autograd.grad(total, params, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+            if acc is None:
+                acc = grads
+            else:
+                for a, b in zip(acc, grads, strict=True):
+                    a.add_(b)
+    assert acc is not None
+    return dict(zip(names, acc, strict=True))
+
+
+def delta_dot(result: FTGDResult, grads: Mapping[str, torch.Tensor]) -> float:
+    """``delta . grad`` over the update's entries (fp16 delta as applied), in float64."""
+    total = 0.0
+    for name, (idx, vals) in result.delta.items():
+        if len(idx) == 0:
+            continue
+        g = grads[name].reshape(-1)
+        gi = g[torch.from_numpy(idx.astype(np.int64)).to(g.device)].double().cpu().numpy()
+        total += float(np.dot(gi, vals.astype(np.float64)))
+    return total
+
+
+def eval_gradient_unit(
+    loaded: LoadedModel, task: Task, cfg: ProbeConfig, ftgd_results: Mapping[str, FTGDResult]
+) -> dict[str, Any]:
+    """First-order column j: ``{task, dots: {i: delta_i . grad m_j}, grad_sq_norm, n}`` at the base model."""
+    if ftgd_mod.any_applied(loaded):
+        raise ProbeError("the first-order gradient is taken at the untuned model, but an FTGD update is applied")
+    grads = eval_gradient(loaded, task, cfg)
+    dots = {name: delta_dot(r, grads) for name, r in ftgd_results.items()}
+    sq = float(sum(float(torch.dot(g.reshape(-1).double(), g.reshape(-1).double())) for g in grads.values()))
+    return {"task": task.name, "dots": dots, "grad_sq_norm": sq, "n": len(_eval_pairs(task, cfg))}
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def mask_jaccard(results: Sequence[FTGDResult]) -> np.ndarray:
+    """J: Jaccard of the FTGD masks, from sparse indices (memory ~ one bool per selectable entry)."""
+    n = len(results)
+    if len({r.names for r in results}) > 1:
+        raise ProbeError("masks cover different parameters: use one model and one config for all tasks")
+    idx = [r.global_mask_indices() for r in results]
+    total = results[0].n_selectable if results else 0
+    scratch = np.zeros(total, dtype=bool)
+    inter = np.zeros((n, n), dtype=np.int64)
+    for i in range(n):
+        scratch[idx[i]] = True
+        for j in range(i, n):
+            inter[i, j] = inter[j, i] = int(np.count_nonzero(scratch[idx[j]]))
+        scratch[idx[i]] = False
+    size = np.diag(inter).astype(float)
+    union = size[:, None] + size[None, :] - inter
+    return np.divide(inter, union, out=np.zeros((n, n)), where=union > 0)
+
+
+def _lifts(J: np.ndarray, results: Sequence[FTGDResult], k: float) -> tuple[np.ndarray, np.ndarray]:
+    from taskspace_core.spaces import overlap_lift
+
+    names = results[0].names
+    sizes = np.array([results[0].tensor_sizes[t] for t in names], dtype=float)
+    counts = np.array([[r.counts_per_tensor[t] for t in names] for r in results], dtype=float)
+    return (
+        overlap_lift(J, counts, sizes, baseline="per_tensor"),
+        overlap_lift(J, counts, sizes, baseline="uniform", k=k),
+    )
+
+
+def _transfer_lookup(transfers: Mapping[Any, Any], names: Sequence[str]) -> dict[tuple[str, str], dict]:
+    """Accept ``{(i, j): unit}`` or ``{i: [unit per task, with 'task' = j]}``."""
+    out: dict[tuple[str, str], dict] = {}
+    for key, value in transfers.items():
+        if isinstance(key, tuple):
+            out[key] = value
+        else:
+            for unit in value:
+                out[(key, unit["task"])] = unit
+    return out
+
+
+def assemble(
+    tasks: Sequence[Task],
+    base: Mapping[str, dict],
+    ftgd: Mapping[str, FTGDResult],
+    transfers: Mapping[Any, Any],
+    cfg: ProbeConfig,
+    first_order: Mapping[str, dict] | None = None,
+) -> dict[str, Any]:
+    """Matrices of one task space, rows/cols in ``tasks`` order (missing units -> NaN).
+
+    ``base``: task -> :func:`base_unit`; ``ftgd``: task -> :class:`FTGDResult`; ``transfers``:
+    ``{(i, j): transfer_unit}`` or ``{i: transfer_row(...)}``; ``first_order``: task j ->
+    :func:`eval_gradient_unit`. Returns eval1, eval2, T, T_first_order, G, J, lift_per_tensor,
+    lift_uniform, mask_distribution, curves, tune_before, n_eval_pairs, metric.
+    """
+    names = [t.name for t in tasks]
+    n = len(names)
+    metric = cfg.metric
+    missing = [t for t in names if t not in base]
+    if missing:
+        raise ProbeError(f"base scores are missing for {', '.join(missing)}; run their base units first")
+    eval1 = {m: np.array([base[t][m] for t in names], dtype=float) for m in METRICS}
+    lookup = _transfer_lookup(transfers, names)
+    eval2 = np.full((n, n), np.nan)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if (a, b) in lookup:
+                eval2[i, j] = lookup[(a, b)][metric]
+    T = eval2 - eval1[metric][None, :] if lookup else None
+    T_fo = None
+    if first_order:
+        T_fo = np.full((n, n), np.nan)
+        for j, b in enumerate(names):
+            col = first_order.get(b)
+            if col is None:
+                continue
+            for i, a in enumerate(names):
+                if a in col["dots"]:
+                    T_fo[i, j] = col["dots"][a]
+    out: dict[str, Any] = {
+        "names": names,
+        "metric": metric,
+        "eval1": eval1,
+        "eval2": eval2,
+        "T": T,
+        "T_first_order": T_fo,
+        "G": None,
+        "J": None,
+        "lift_per_tensor": None,
+        "lift_uniform": None,
+        "mask_distribution": {},
+        "curves": {},
+        "tune_before": {},
+        "n_eval_pairs": int(min(base[t]["n"] for t in names)) if names else 0,
+    }
+    if all(t in ftgd for t in names) and names:
+        results = [ftgd[t] for t in names]
+        out["G"] = gradient_similarity(results)
+        out["J"] = mask_jaccard(results)
+        out["lift_per_tensor"], out["lift_uniform"] = _lifts(out["J"], results, cfg.ftgd.mask_fraction)
+        out["mask_distribution"] = {t: ftgd[t].mask_distribution for t in names}
+        out["curves"] = {t: ftgd[t].curve for t in names}
+        out["tune_before"] = {t: ftgd[t].tune_before for t in names}
+    return out
