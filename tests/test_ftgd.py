@@ -280,3 +280,10 @@ def test_include_embeddings_tunes_the_tied_embedding_matrix():
     with applied(lm, res):
         pass
     assert_bit_identical(lm, snap)
+
+
+def test_cpu_threads_restores_the_setting():
+    before = torch.get_num_threads()
+    with ftgd.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
