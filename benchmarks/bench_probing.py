@@ -42,8 +42,9 @@ def inplace_vs_deepcopy(cache: Path, reps: int) -> tuple[float, float]:
     from taskspace_core.models import ModelSpec, load_model
 
     store = Store(cache)
-    results = [store.get(r["key"]) for r in store.entries("ftgd")][:reps]
     lm = load_model(ModelSpec("smollm2-135m", device="cpu"))
+    recs = [r for r in store.entries("ftgd") if r.get("fingerprint") == lm.fingerprint]
+    results = [store.get(r["key"]) for r in recs][:reps]
     t0 = time.perf_counter()
     for res in results:
         with applied(lm, res):
@@ -80,18 +81,21 @@ def main() -> None:
     rerun = run([*cmd, "--quiet"], env)
     store = Store(cache)
     by_kind: dict[str, float] = {}
+    created = []
     for rec in store.entries():
+        created.append(float(rec["created"]))
         if rec.get("seconds"):
             by_kind[rec["kind"]] = by_kind.get(rec["kind"], 0.0) + float(rec["seconds"])
     unit_total = sum(by_kind.values())
-    inplace, deep = inplace_vs_deepcopy(cache, reps=6)
     print(f"config: {args.config}")
     print(f"wall time: {wall / 60:.1f} min ({wall:.0f} s); peak RSS of the run: {rss_child:.0f} MB")
+    print(f"first to last entry written: {(max(created) - min(created)) / 60:.1f} min")
     for kind, secs in sorted(by_kind.items()):
         print(f"  {kind:>8}: {secs:7.1f} s ({100 * secs / unit_total:.0f}% of unit time)")
     tune = by_kind.get("ftgd", 0.0)
     print(f"tuning vs evaluation: {100 * tune / unit_total:.0f}% / {100 * (unit_total - tune) / unit_total:.0f}%")
-    print(f"rerun (cache hit): {rerun:.1f} s")
+    print(f"rerun (cache hit): {rerun:.1f} s", flush=True)
+    inplace, deep = inplace_vs_deepcopy(cache, reps=6)
     print(
         f"per task: in-place apply+restore {inplace * 1000:.0f} ms vs deep copy + apply {deep * 1000:.0f} ms "
         f"-> {deep / inplace:.0f}x; bench process peak RSS {peak_rss_mb():.0f} MB"

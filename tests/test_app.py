@@ -51,15 +51,14 @@ def labels(at: AppTest, kind: str) -> list[str]:
     return [w.label for w in getattr(at, kind)]
 
 
-def test_home_lists_cache_and_renders_fast(cache: Path) -> None:
+def test_home_lists_cache(cache: Path) -> None:
     at = ok(page("home"))
     assert [m.value for m in at.metric][:2] == ["6", "6"]  # 6 spaces of 6 checkpoints
     df = at.dataframe[0].value
     assert set(df["step"]) == {0, 1000, 2000} and set(df["task set"]) == {"synthetic-8"}
     assert len(at.get("page_link")) == 7
-    t0 = time.perf_counter()
-    at.run()  # warm: cached entry list
-    assert time.perf_counter() - t0 < 2.0
+    ok(at.run())  # warm rerun (its time is measured in benchmarks/bench_app.py, not asserted here)
+    assert [m.value for m in at.metric][:2] == ["6", "6"]
 
 
 def test_navigation_switches_pages(cache: Path) -> None:

@@ -57,15 +57,29 @@ def test_second_run_is_a_cache_hit_with_identical_numbers(env, capsys):
     assert table(first) == table(second)
 
 
-def test_bad_file_leaves_cache_untouched(env, capsys):
+BAD_FILES = {
+    "missing_columns.csv": (b"good,bad,task\nThe cat sleeps.,The cat sleep.,agr\n", "sentence_good"),
+    "empty_cell.csv": (b"sentence_good,sentence_bad,task\nThe cat sleeps.,,agr\n", "row 2"),
+    "identical.csv": (b"sentence_good,sentence_bad,task\nThe cat sleeps.,The cat sleeps.,agr\n", "row 2"),
+    "latin1.csv": (
+        "sentence_good,sentence_bad,task\nThe caf\u00e9 opens.,The caf\u00e9 open.,agr\n".encode("latin-1"),
+        "UTF-8",
+    ),
+    "broken.jsonl": (b'{"sentence_good": "The cat sleeps.", "sentence_bad": \n', "line"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_file_leaves_cache_untouched(env, capsys, name):
     tmp, model_dir, csv = env
     assert main(["eval", "--model", str(model_dir), "--tasks", f"file:{csv}"]) == 0
     before = snapshot(tmp / "cache")
-    bad = tmp / "bad.csv"
-    bad.write_text("good,bad,task\nThe cat sleeps.,The cat sleep.,agr\n")
+    content, expected = BAD_FILES[name]
+    bad = tmp / name
+    bad.write_bytes(content)
     assert main(["eval", "--model", str(model_dir), "--tasks", f"file:{bad}"]) == 2
     err = capsys.readouterr().err
-    assert "sentence_good" in err and "bad.csv" in err
+    assert name in err and expected in err, err
     assert snapshot(tmp / "cache") == before
 
 

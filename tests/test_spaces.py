@@ -336,17 +336,13 @@ def test_mantel_p_tiny_for_structured_space():
     assert r.spearman > 0.7 and r.within_minus_between > 0.8 and r.ari == 1.0
 
 
-def test_fit_permutations_fast_on_67_tasks():
-    import time
-
+def test_fit_default_permutations_on_67_tasks():
     rng = np.random.default_rng(0)
     names = [f"t{i}" for i in range(67)]
     H = HypothesisSpace.from_labels("category", names, rng.integers(0, 12, 67))
     X = rng.normal(size=(67, 67))
-    start = time.perf_counter()
-    r = sp.fit_hypothesis((X + X.T) / 2, H)  # default 9,999 permutations
-    assert r.n_permutations == 9_999
-    assert time.perf_counter() - start < 5.0  # ~0.3 s alone; generous for a shared 2-core box
+    r = sp.fit_hypothesis((X + X.T) / 2, H)  # default 9,999 permutations (about 0.3 s; not asserted)
+    assert r.n_permutations == 9_999 and 0 < r.mantel_p <= 1
 
 
 def test_fit_aligns_dataframe_by_name_and_handles_graded_h():
