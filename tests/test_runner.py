@@ -78,8 +78,16 @@ def test_killed_run_resumes_to_identical_matrices(setup, tmp_path):
     assert ref.returncode == 0
     progress = tmp / "progress.json"
     env = {**os.environ, "TASKSPACE_CACHE": str(tmp / "cache")}
-    cmd = [sys.executable, "-m", "precompute", "run", "--config", str(cfg), "--quiet", "--progress-file", str(progress)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # tiny units finish in milliseconds: slow each transfer in the child so the kill lands mid-run
+    args = ["run", "--config", str(cfg), "--quiet", "--progress-file", str(progress)]
+    child = (
+        "import sys, time; import taskspace_core.probing as p; f = p.transfer_unit; "
+        "p.transfer_unit = lambda *a, **k: (time.sleep(0.4), f(*a, **k))[1]; "
+        f"from precompute.cli import main; sys.exit(main({args!r}))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     done = 0
     while time.time() < deadline and proc.poll() is None:
@@ -88,14 +96,14 @@ def test_killed_run_resumes_to_identical_matrices(setup, tmp_path):
                 done = json.loads(progress.read_text())["done"]
             except (ValueError, KeyError):
                 done = 0
-            if done >= 5:
+            if done >= 7:  # the 6 base + FTGD units and at least one transfer
                 break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)  # no clean-up at all: only atomic writes can save us
     proc.wait()
     store = Store(tmp / "cache")
     before = {r["key"] for r in store.entries() if r["kind"] != "space"}
-    assert 5 <= len(before) < 15, "the kill should land mid-run"
+    assert 7 <= len(before) < 15, "the kill should land mid-run"
     plan = build_plan(load_config(cfg), store)
     assert plan.summary(store)["units_todo"] == 15 - len(before)
     assert main(["run", "--config", str(cfg), "--quiet"]) == 0
