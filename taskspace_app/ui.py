@@ -345,3 +345,17 @@ def _jobs_fragment(key: str, ids: tuple[str, ...], running: tuple[str, ...]) -> 
             st.rerun(scope="app")
 
     show()
+
+
+def pick_space() -> tuple[data.Series, dict[str, Any], Any]:
+    """Series and model pickers plus the chosen space, or an empty state and stop."""
+    series = pick_series()
+    if series is None:
+        empty_state("no task space is in the cache.")
+        st.stop()
+    rec = pick_model(series)
+    sp = data.load(rec)
+    if sp is None:
+        st.error("This result could not be read from the cache (it may have been written by another version).")
+        st.stop()
+    return series, rec, sp

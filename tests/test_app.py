@@ -179,7 +179,7 @@ def test_run_page_refuses_remote_code_and_starts_a_job(
         },
     )
     at = ok(page("run"))
-    at.text_input(key="add_name").set_value("owner/model?trust_remote_code=True")
+    at.text_input(key="add_name").set_value("owner/model?trust_remote_code=1")
     at.button(key="add_model").click().run()
     assert "remote code" in at.error[0].value
     at.button(key="plan").click().run()

@@ -10,15 +10,7 @@ from taskspace_app import data, ui
 from taskspace_core import plots, spaces
 
 st.title("Parameter overlap")
-series = ui.pick_series()
-if series is None:
-    ui.empty_state("no task space is in the cache.")
-    st.stop()
-rec = ui.pick_model(series)
-sp = data.load(rec)
-if sp is None:
-    st.error("This result could not be read from the cache.")
-    st.stop()
+series, rec, sp = ui.pick_space()
 mats = [k for k in ("J", "lift", "lift_uniform") if k in data.available(sp)]
 if not mats:
     ui.empty_state("this run has no FTGD masks (run the 'transfer' or 'gradient' method with masks).")

@@ -10,15 +10,7 @@ from taskspace_app import data, ui
 from taskspace_core import plots, spaces
 
 st.title("Task space")
-series = ui.pick_series()
-if series is None:
-    ui.empty_state("no task space is in the cache.")
-    st.stop()
-rec = ui.pick_model(series)
-sp = data.load(rec)
-if sp is None:
-    st.error("This result could not be read from the cache (it may have been written by another version).")
-    st.stop()
+series, rec, sp = ui.pick_space()
 options = data.available(sp)
 if not options:
     ui.empty_state("this run holds no task-by-task matrix.")

@@ -11,15 +11,7 @@ from taskspace_app import data, ui
 from taskspace_core import plots, spaces
 
 st.title("Tree")
-series = ui.pick_series()
-if series is None:
-    ui.empty_state("no task space is in the cache.")
-    st.stop()
-rec = ui.pick_model(series)
-sp = data.load(rec)
-if sp is None:
-    st.error("This result could not be read from the cache.")
-    st.stop()
+series, rec, sp = ui.pick_space()
 options = data.available(sp, symmetric_only=True)
 if not options or len(sp.tasks) < 3:
     ui.empty_state("a tree needs a symmetric task space over at least three tasks.")
