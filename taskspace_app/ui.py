@@ -347,15 +347,30 @@ def _jobs_fragment(key: str, ids: tuple[str, ...], running: tuple[str, ...]) -> 
     show()
 
 
-def pick_space() -> tuple[data.Series, dict[str, Any], Any]:
-    """Series and model pickers plus the chosen space, or an empty state and stop."""
+def _series_or_stop() -> data.Series:
     series = pick_series()
     if series is None:
         empty_state("no task space is in the cache.")
         st.stop()
-    rec = pick_model(series)
+    return series
+
+
+def _loaded_or_stop(rec: dict[str, Any]) -> Any:
     sp = data.load(rec)
     if sp is None:
         st.error("This result could not be read from the cache (it may have been written by another version).")
         st.stop()
-    return series, rec, sp
+    return sp
+
+
+def pick_series_reference() -> tuple[data.Series, Any]:
+    """Series picker plus the space of its last model (the reference of series-wide views)."""
+    series = _series_or_stop()
+    return series, _loaded_or_stop(series.records[-1])
+
+
+def pick_space() -> tuple[data.Series, dict[str, Any], Any]:
+    """Series and model pickers plus the chosen space, or an empty state and stop."""
+    series = _series_or_stop()
+    rec = pick_model(series)
+    return series, rec, _loaded_or_stop(rec)

@@ -25,3 +25,15 @@ def smollm2():
     from taskspace_core.models import ModelSpec, load_model
 
     return load_model(ModelSpec("smollm2-135m", device="cpu"))
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models: one intra-op thread is many times faster than two on a shared 2-core box
+    (and Ray's 1-CPU workers use one thread too, so the float order matches)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -28,13 +28,7 @@ PAIRS = [
 CFG = FTGDConfig(mask_fraction=0.05, steps=4, lr=1e-2, batch_size=4, mask_pairs=8, sketch_dim=2**12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is many times faster than two on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def snapshot(lm) -> dict[str, torch.Tensor]:

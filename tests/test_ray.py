@@ -33,13 +33,7 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The driver's local run on one thread, as Ray's 1-CPU workers are: faster here, same float order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def crash_once(mp, plan, shipped, device):

@@ -35,13 +35,7 @@ TINY_PROBE = {
 # ----------------------------------------------------------------------------- helpers (test_ray uses them too)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core CPU run 5-50x faster on one thread than on two busy ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def save_checkpoints(root: Path, hidden_by_size: dict[str, int], steps: tuple[int, ...]) -> list[dict]:

@@ -11,14 +11,7 @@ from taskspace_app import data, ui
 from taskspace_core import plots, spaces
 
 st.title("Hypotheses")
-series = ui.pick_series()
-if series is None:
-    ui.empty_state("no task space is in the cache.")
-    st.stop()
-ref = data.load(series.records[-1])
-if ref is None:
-    st.error("This result could not be read from the cache.")
-    st.stop()
+series, ref = ui.pick_series_reference()
 options = data.available(ref, symmetric_only=True)
 if not options or len(ref.tasks) < 3:
     ui.empty_state("hypothesis tests need a symmetric task space over at least three tasks.")

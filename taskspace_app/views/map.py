@@ -10,14 +10,7 @@ from taskspace_app import data, ui
 from taskspace_core import plots, spaces
 
 st.title("Map")
-series = ui.pick_series()
-if series is None:
-    ui.empty_state("no task space is in the cache.")
-    st.stop()
-first = data.load(series.records[-1])
-if first is None:
-    st.error("This result could not be read from the cache.")
-    st.stop()
+series, first = ui.pick_series_reference()
 options = data.available(first, symmetric_only=True)
 if not options:
     ui.empty_state("this series holds no symmetric task space.")
