@@ -84,11 +84,21 @@ def _decode(data: bytes, c: _Collector) -> _Decoded | None:
             where="line 1",
         )
         data = data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:4096]:
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(data):
         c.error(
             "the file is saved as UTF-16 (Excel calls it 'Unicode Text'; it has NUL bytes); save the file as UTF-8 "
             "(Excel: Save As > 'CSV UTF-8 (Comma delimited)')",
             where="line 1",
+        )
+        return None
+    nul = data.find(b"\x00")
+    if nul >= 0:  # anywhere in the file, not only at its start: a NUL is never part of a sentence
+        line, count = data.count(b"\n", 0, nul) + 1, data.count(b"\x00")
+        c.error(
+            f"the file contains {count:,} NUL byte(s) (a zero byte, 0x00), the first at byte offset "
+            f"{nul} (line {line}); NUL bytes are not text: the file may be damaged or partly binary. Remove them "
+            "(e.g. open the file in a text editor and save it again as UTF-8) and load the file again",
+            where=f"line {line}",
         )
         return None
     try:
@@ -113,6 +123,12 @@ def _decode(data: bytes, c: _Collector) -> _Decoded | None:
     else:
         guess = "the file is in an unknown legacy encoding"
     return _Decoded(text, offset, data[offset], data.count(b"\n", 0, offset) + 1, bad_lines, guess)
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 without a byte-order mark: ASCII text then has a NUL in every other byte."""
+    head = data[:4096]
+    return len(head) >= 2 and max(head[0::2].count(0), head[1::2].count(0)) * 4 >= len(head)
 
 
 def _is_utf8(b: bytes) -> bool:

@@ -88,6 +88,9 @@ def _parse_delimited(text: str, delim: str, c: _Collector) -> tuple[list[str], l
     return header, records, n_data
 
 
+_EXAMPLE = '{"sentence_good": "...", "sentence_bad": "...", "task": "..."}'
+
+
 def _json_kind(value: object) -> str:
     return {list: "a list [...]", dict: "an object {...}"}.get(type(value), f"a {type(value).__name__}")
 
@@ -104,6 +107,43 @@ def _json_value(value: object) -> str | None:
     return None
 
 
+_FAILED = object()
+
+
+def _load_line(line: str, lineno: int, first: bool, c: _Collector) -> object:
+    """One JSONL line as a value, or ``_FAILED`` after reporting why it cannot be read (never raises)."""
+    where = f"line {lineno}"
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        hint = ""
+        if first and not line.lstrip().startswith("{") and ("," in line or "\t" in line):
+            hint = "; this looks like a CSV/TSV header: give the file a .csv or .tsv extension"
+        c.error(
+            f"not valid JSON ({e.msg} at character {e.colno}); each line must be one JSON object such as "
+            f"{_EXAMPLE}{hint}",
+            where=where,
+            row=lineno,
+        )
+        return _FAILED
+    except RecursionError:
+        c.error(
+            f"the line nests lists or objects too deeply to read; each line must be one flat JSON object "
+            f"such as {_EXAMPLE}",
+            where=where,
+            row=lineno,
+        )
+        return _FAILED
+    except Exception as e:  # noqa: BLE001 - whatever the line holds, report it, never raise
+        what = (
+            "a number on the line has more digits than can be read; put it in double quotes to make it text"
+            if isinstance(e, ValueError) and "digits" in str(e)
+            else f"the line could not be read as JSON ({_short(str(e), 120)})"
+        )
+        c.error(f"{what}; each line must be one JSON object such as {_EXAMPLE}", where=where, row=lineno)
+        return _FAILED
+
+
 def _parse_jsonl(text: str, c: _Collector) -> tuple[list[str], list[_Record], int] | None:
     columns: dict[str, None] = {}
     objs: list[tuple[int, dict[str, object]]] = []
@@ -114,18 +154,8 @@ def _parse_jsonl(text: str, c: _Collector) -> tuple[list[str], list[_Record], in
             continue
         where = f"line {lineno}"
         n_data += 1
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            hint = ""
-            if not objs and not line.lstrip().startswith("{") and ("," in line or "\t" in line):
-                hint = "; this looks like a CSV/TSV header: give the file a .csv or .tsv extension"
-            c.error(
-                f"not valid JSON ({e.msg} at character {e.colno}); each line must be one JSON object such as "
-                f'{{"sentence_good": "...", "sentence_bad": "...", "task": "..."}}{hint}',
-                where=where,
-                row=lineno,
-            )
+        obj = _load_line(line, lineno, not objs, c)
+        if obj is _FAILED:
             continue
         if not isinstance(obj, dict):
             c.error(f"expected a JSON object {{...}} but found {_json_kind(obj)}", where=where, row=lineno)
