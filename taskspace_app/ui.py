@@ -239,7 +239,7 @@ def _png_button(fig: go.Figure, name: str, key: str) -> None:
                     st.session_state[state] = figure_png(fig)
                 except RuntimeError as exc:
                     st.session_state[state] = None
-                    st.warning(str(exc))
+                    st.warning(_md(str(exc)))
                     return
             st.rerun(scope="fragment")
     else:
@@ -291,7 +291,7 @@ def job_card(status: jobs.JobStatus, key: str) -> None:
                 jobs.cancel_job(status.id)
                 st.toast("cancel requested")
         elif status.state == "failed":
-            st.error(f"The job failed: {status.message or 'no message'}")
+            st.error(f"The job failed: {_md(status.message) if status.message else 'no message'}")
             st.code(jobs.log_tail(status.id) or "(empty log)", language=None)
         elif status.state == "done":
             st.caption(f"finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(status.updated or status.started))}")
