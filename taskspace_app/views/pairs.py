@@ -10,6 +10,7 @@ import streamlit as st
 
 from taskspace_app import data, ui
 from taskspace_app.validation import check_set_name, read_upload
+from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES
 from taskspace_core.pairfiles import write_pair_file
 from taskspace_core.tasks import Task, TaskError, TaskSet
 
@@ -116,7 +117,9 @@ with tab_up:
 
 with tab_write:
     st.markdown("Write a paradigm in the built-in format (slots filled from the lexicon); preview its pairs.")
-    text = st.text_area("Paradigm (YAML)", value=TEMPLATE, height=320, key="paradigm_text")
+    text = st.text_area(
+        "Paradigm (YAML)", value=TEMPLATE, height=320, key="paradigm_text", max_chars=MAX_PARADIGM_BYTES
+    )
     n = st.number_input("Pairs to generate", 10, 2000, 100, step=10, key="paradigm_n")
     if st.button("Preview pairs", key="paradigm_preview"):
         try:
