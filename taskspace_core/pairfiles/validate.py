@@ -197,9 +197,11 @@ class _RowReader:
         if not self.is_table and not any(v and v.strip() for v in r.values):
             return  # CSV blank rows were dropped while parsing
         vals = self._cells(r)
-        if self._row_errors(r, vals):
-            return
         good, bad, task = vals["sentence_good"], vals["sentence_bad"], vals["task"]
+        limit = self.opts.max_sentence_chars
+        if not (good and bad and task) or good == bad or len(good) > limit or len(bad) > limit:
+            self._row_errors(r, vals)  # the rare path: say what is wrong with the row
+            return
         acc = self.tasks.get(task)
         if acc is None:
             acc = self.tasks[task] = _TaskAcc(r)
@@ -221,22 +223,25 @@ class _RowReader:
     def _cells(self, r: _Record) -> dict[str, str]:
         """Every named cell, NFC-normalised with whitespace tidied (and invisible characters handled)."""
         vals: dict[str, str] = {}
-        invisible: list[tuple[str, str]] = []  # (column, character)
+        invisible: list[tuple[str, str]] | None = None  # (column, character), built only when one is found
+        values = r.values
         for i, name in self.named:
-            raw = r.values[i]
+            raw = values[i]
             if raw is None:
                 vals[name] = ""
                 continue
-            if not raw.isascii():
+            if raw.isascii():  # the common case: nothing to normalise or to look for
+                nfc = raw
+            else:
                 hit = _INVISIBLE.search(raw)
                 if hit:
-                    invisible.append((name, hit.group()))
+                    invisible = (invisible or []) + [(name, hit.group())]
                     if self.opts.strip_invisible:
                         raw = _INVISIBLE.sub("", raw)
-            nfc = raw if raw.isascii() else unicodedata.normalize("NFC", raw)
+                nfc = unicodedata.normalize("NFC", raw)
+                if nfc != raw:
+                    self.nfc_cells += 1
             norm = " ".join(nfc.split())  # = trim + collapse every whitespace run, faster than a regex
-            if nfc != raw:
-                self.nfc_cells += 1
             if norm != nfc:
                 self.ws_cells += 1
                 if not self.ws_first:
@@ -263,8 +268,8 @@ class _RowReader:
             column=found[0][0],
         )
 
-    def _row_errors(self, r: _Record, vals: dict[str, str]) -> bool:
-        """Report empty required cells, over-long sentences and good == bad; True if the row is unusable."""
+    def _row_errors(self, r: _Record, vals: dict[str, str]) -> None:
+        """Report empty required cells, over-long sentences and good == bad."""
         bad_row = False
         for m in REQUIRED_COLUMNS:
             if not vals[m]:
@@ -286,7 +291,7 @@ class _RowReader:
                 )
                 bad_row = True
         if bad_row:
-            return True
+            return
         if vals["sentence_good"] == vals["sentence_bad"]:
             self.c.error(
                 f"sentence_good and sentence_bad are the same sentence {_short(vals['sentence_good'])} (after "
@@ -295,8 +300,6 @@ class _RowReader:
                 row=r.row,
                 column="sentence_bad",
             )
-            return True
-        return False
 
     def _description(self, r: _Record, task: str, value: str) -> None:
         prev = self.descriptions.get(task)
