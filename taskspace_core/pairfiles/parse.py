@@ -36,40 +36,11 @@ def _parse_delimited(text: str, delim: str, c: _Collector) -> tuple[list[str], l
                     c.warning(f"the header is on row {row}; the blank rows above it were skipped", where=where, row=row)
                 continue
             n_data += 1
-            n = len(header)
-            if len(cells) > n:
-                extra = cells[n:]
-                if not any(x.strip() for x in extra):
-                    extra_empty += 1
-                    cells = cells[:n]
-                else:
-                    first = n + next(i for i, x in enumerate(extra) if x.strip())
-                    quote_hint = '; a double quote (") opened here seems never to be closed' if start != end else ""
-                    c.error(
-                        f"the row has {len(cells)} cells but the header has {n} columns: there is an extra value "
-                        f"{_short(cells[first])} in column {_col_letter(first)}, after the last column "
-                        f"'{header[-1]}'. A cell probably contains a {sep} -- put such cells in double quotes "
-                        f"(spreadsheet programs do this when they save){quote_hint}",
-                        where=where,
-                        row=row,
-                        column=_col_letter(first),
-                    )
-                    continue
-            elif len(cells) < n:
-                missing = header[len(cells) :]
-                quote_hint = (
-                    '; the row runs over several lines, so a double quote (") opened in it is probably never closed'
-                    if start != end
-                    else ""
-                )
-                c.error(
-                    f"the row has {len(cells)} cells but the header has {n} columns, so column(s) "
-                    f"{', '.join(repr(m) for m in missing)} have no cell; check for a missing {sep}{quote_hint}",
-                    where=where,
-                    row=row,
-                    column=missing[0] or _col_letter(len(cells)),
-                )
+            fitted = _fit_row(cells, header, where, row, start != end, sep, c)
+            if fitted is None:
                 continue
+            extra_empty += len(fitted) < len(cells)
+            cells = fitted
             records.append(_Record(row, list(cells), (start, end)))
     except csv.Error as e:
         msg = str(e)
@@ -86,6 +57,43 @@ def _parse_delimited(text: str, delim: str, c: _Collector) -> tuple[list[str], l
     if extra_empty:
         c.warning(f"{extra_empty} row(s) had extra empty cells after the last column; they were ignored")
     return header, records, n_data
+
+
+def _fit_row(
+    cells: list[str], header: list[str], where: str, row: int, multiline: bool, sep: str, c: _Collector
+) -> list[str] | None:
+    """A row with another number of cells than the header: trimmed of empty extra cells, or reported (None)."""
+    n = len(header)
+    if len(cells) > n:
+        extra = cells[n:]
+        if not any(x.strip() for x in extra):
+            return cells[:n]
+        first = n + next(i for i, x in enumerate(extra) if x.strip())
+        quote_hint = '; a double quote (") opened here seems never to be closed' if multiline else ""
+        c.error(
+            f"the row has {len(cells)} cells but the header has {n} columns: there is an extra value "
+            f"{_short(cells[first])} in column {_col_letter(first)}, after the last column "
+            f"'{header[-1]}'. A cell probably contains a {sep} -- put such cells in double quotes "
+            f"(spreadsheet programs do this when they save){quote_hint}",
+            where=where,
+            row=row,
+            column=_col_letter(first),
+        )
+        return None
+    missing = header[len(cells) :]
+    quote_hint = (
+        '; the row runs over several lines, so a double quote (") opened in it is probably never closed'
+        if multiline
+        else ""
+    )
+    c.error(
+        f"the row has {len(cells)} cells but the header has {n} columns, so column(s) "
+        f"{', '.join(repr(m) for m in missing)} have no cell; check for a missing {sep}{quote_hint}",
+        where=where,
+        row=row,
+        column=missing[0] or _col_letter(len(cells)),
+    )
+    return None
 
 
 _EXAMPLE = '{"sentence_good": "...", "sentence_bad": "...", "task": "..."}'
