@@ -117,6 +117,15 @@ def test_nul_byte_after_the_first_4kb_is_an_error_saying_nul() -> None:
     assert "NUL byte" in msg and "line 252" in msg and "UTF-16" not in msg
 
 
+def test_an_escaped_nul_in_jsonl_is_an_error_too() -> None:
+    line = json.dumps({"sentence_good": "The cat\x00 sleeps.", "sentence_bad": "The cat sleep.", "task": "agr"})
+    assert "\\u0000" in line  # valid JSON, no NUL byte in the file
+    ts, report = read_pair_file(f"{GOOD_JSON}\n{line}\n".encode(), filename="p.jsonl")
+    assert ts is None
+    (err,) = report.errors
+    assert err.row == 2 and err.column == "sentence_good" and "NUL character" in err.message
+
+
 def test_utf16_is_still_called_utf16() -> None:
     data = csv_bytes(ten_pairs()).decode().encode("utf-16-le")
     _, report = read_pair_file(data, filename="p.csv")

@@ -192,6 +192,14 @@ def _parse_jsonl(text: str, c: _Collector) -> tuple[list[str], list[_Record], in
                     column=k,
                 )
                 ok = False
+            elif "\x00" in v:
+                c.error(
+                    "the value contains a NUL character (\\u0000), which is not text; remove it",
+                    where=f"line {lineno}",
+                    row=lineno,
+                    column=k,
+                )
+                ok = False
             values.append(v)
         if ok:
             records.append(_Record(lineno, values))
