@@ -41,10 +41,10 @@ def test_alias_bomb_is_refused_in_bounded_time_and_memory() -> None:
     assert len(bomb.encode()) < 300
     lexicon()  # loaded once per server, not part of the refusal
     tracemalloc.start()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     with pytest.raises(ParadigmError) as exc:
         load_paradigm_text(bomb, n_pairs=10)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert "anchor" in str(exc.value) and "line 1" in str(exc.value)
@@ -77,11 +77,11 @@ def test_largest_accepted_text_parses_in_bounded_time() -> None:
     item = "- {a: 1, b: [x, y]}\n"
     text = "slots:\n" + "".join("  " + item for _ in range((MAX_PARADIGM_BYTES - 20) // (len(item) + 2)))
     assert len(text) <= MAX_PARADIGM_BYTES
-    t0 = time.perf_counter()
     lexicon()
+    t0 = time.process_time()  # CPU time: the box is shared, wall time depends on the neighbours
     with pytest.raises(ParadigmError, match="missing required field 'name'"):  # read in full, then checked
         load_paradigm_text(text, n_pairs=10)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0  # about 0.5 s on one core
     assert MAX_YAML_DEPTH >= 4  # a real paradigm nests 4 deep (slots > s > where > feature)
 
 
