@@ -85,6 +85,14 @@ def test_largest_accepted_text_parses_in_bounded_time() -> None:
     assert MAX_YAML_DEPTH >= 4  # a real paradigm nests 4 deep (slots > s > where > feature)
 
 
+def test_a_scan_past_the_time_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskspace_core.builtin import yaml_text
+
+    monkeypatch.setattr(yaml_text, "PARSE_TIME_LIMIT_S", -1.0)  # every deadline already passed
+    with pytest.raises(ParadigmError, match="PARSE_TIME_LIMIT_S"):
+        load_paradigm_text("name: a\n", n_pairs=10)
+
+
 # ---------------------------------------------------------------- JSONL never raises
 
 
