@@ -14,6 +14,7 @@ import pandas as pd
 import taskspace_core
 from precompute.runner import Plan, iter_spaces
 from taskspace_core import spaces
+from taskspace_core.pairfiles import safe_csv_frame
 from taskspace_core.results import SpaceResult, symmetric_views
 from taskspace_core.store import Store
 
@@ -23,7 +24,7 @@ def _slug(text: str) -> str:
 
 
 def _matrix_csv(path: Path, M: np.ndarray, names: list[str]) -> None:
-    pd.DataFrame(M, index=names, columns=names).to_csv(path, float_format="%.6g")
+    safe_csv_frame(pd.DataFrame(M, index=names, columns=names)).to_csv(path, float_format="%.6g")
 
 
 def space_statistics(space: SpaceResult, n_permutations: int = 9999, seed: int = 0) -> list[dict]:
@@ -66,9 +67,9 @@ def export_space(space: SpaceResult, out: Path, n_permutations: int) -> dict:
     if space.lift_per_tensor is not None:
         d = spaces.distributedness(space.lift_per_tensor, cats)
         summary["distributedness"] = d.as_dict()
-    tasks.to_csv(out / "tasks.csv", index=False)
+    safe_csv_frame(tasks).to_csv(out / "tasks.csv", index=False)
     stats = space_statistics(space, n_permutations)
-    pd.DataFrame(stats).to_csv(out / "statistics.csv", index=False)
+    safe_csv_frame(pd.DataFrame(stats)).to_csv(out / "statistics.csv", index=False)
     (out / "statistics.json").write_text(json.dumps({"fits": stats, "summary": summary}, indent=1, default=float))
     files += ["tasks.csv", "statistics.csv", "statistics.json"]
     return {"dir": out.name, "files": files, "fingerprint": space.model.fingerprint}

@@ -14,7 +14,7 @@ import streamlit as st
 
 from taskspace_app import data
 from taskspace_core import jobs
-from taskspace_core.pairfiles import safe_csv_cell
+from taskspace_core.pairfiles import safe_csv_frame
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -170,21 +170,7 @@ def pick_estimate(sp: Any, container: Any = None) -> str:
 # ------------------------------------------------------------------ downloads
 
 
-def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Neutralise spreadsheet formulas in every text cell, header and index of an export."""
-    out = df.copy()
-
-    def safe(v: object) -> object:
-        return safe_csv_cell(v) if isinstance(v, str) else v
-
-    for c in out.columns:
-        # pandas >= 3 stores text as 'str', older versions as object: test for "not numeric"
-        if not pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
-            out[c] = out[c].map(safe)
-    out.columns = [safe_csv_cell(str(c)) for c in out.columns]
-    if not pd.api.types.is_numeric_dtype(out.index):
-        out.index = [safe(i) for i in out.index]
-    return out
+safe_frame = safe_csv_frame  # the one formula-safe CSV writer, shared with `precompute export`
 
 
 def csv_bytes(df: pd.DataFrame, index: bool = False) -> bytes:
@@ -253,7 +239,7 @@ def _png_button(fig: go.Figure, name: str, key: str) -> None:
                     st.session_state[state] = figure_png(fig)
                 except RuntimeError as exc:
                     st.session_state[state] = None
-                    st.warning(str(exc))
+                    st.warning(_md(str(exc)))
                     return
             st.rerun(scope="fragment")
     else:
@@ -305,7 +291,7 @@ def job_card(status: jobs.JobStatus, key: str) -> None:
                 jobs.cancel_job(status.id)
                 st.toast("cancel requested")
         elif status.state == "failed":
-            st.error(f"The job failed: {status.message or 'no message'}")
+            st.error(f"The job failed: {_md(status.message) if status.message else 'no message'}")
             st.code(jobs.log_tail(status.id) or "(empty log)", language=None)
         elif status.state == "done":
             st.caption(f"finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(status.updated or status.started))}")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskspace_core.pairfiles import ValidationReport
+    from taskspace_core.tasks import TaskSet
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,3 +90,23 @@ def check_set_name(name: str) -> str | None:
     if not _SET_NAME.match(name or ""):
         return "a task-set name is 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
     return None
+
+
+_PARSED = "_pairs_upload_parsed"  # session-state key of the last parsed upload
+
+
+def read_upload(
+    data: bytes, filename: str, cache: MutableMapping[str, Any], strip_invisible: bool = False
+) -> tuple[TaskSet | None, ValidationReport]:
+    """``read_pair_file`` once per file content: Streamlit reruns the page on every click, and a
+    large upload took seconds and a lot of memory to parse each time. The last result is kept in
+    ``cache`` (the session state) under the SHA-256 of the bytes, the name and the options."""
+    from taskspace_core.pairfiles import read_pair_file
+
+    key = (hashlib.sha256(data).hexdigest(), filename, strip_invisible)
+    hit = cache.get(_PARSED)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    result = read_pair_file(data, filename=filename, strip_invisible=strip_invisible)
+    cache[_PARSED] = (key, result)
+    return result

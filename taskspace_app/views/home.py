@@ -48,7 +48,7 @@ def default_run_box() -> None:
                 status, joined = jobs.start_job(cfg)
                 st.toast("joined the running default job" if joined else "default analysis started")
             except (OSError, jobs.JobError) as exc:
-                st.error(f"Could not start the job: {exc}")
+                st.error(f"Could not start the job: {ui.md(str(exc))}")
         if jobs.job_status(jid) is not None:
             ui.jobs_panel("home_default", only=[jid], limit=1)
 

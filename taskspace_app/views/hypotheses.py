@@ -41,9 +41,9 @@ if upload is not None:
         H, warns = spaces.HypothesisSpace.from_matrix(pd.read_csv(upload, index_col=0), ref.names, "uploaded")
         custom = (tuple(H.task_names), tuple(float(v) for v in H.matrix.ravel()))
         for w in warns:
-            st.warning(w)
+            st.warning(ui.md(w))
     except (spaces.SpaceError, ValueError, UnicodeDecodeError) as exc:
-        st.error(f"The matrix was not used: {exc}")
+        st.error(f"The matrix was not used: {ui.md(str(exc))}")
 
 rows = []
 with st.spinner("testing hypotheses…"):

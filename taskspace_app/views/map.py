@@ -69,10 +69,10 @@ try:
                 notes.add(note)
         aligned = spaces.procrustes_align(layouts) if len(layouts) > 1 else layouts
 except spaces.SpaceError as exc:
-    st.error(f"No layout: {exc}")
+    st.error(f"No layout: {ui.md(str(exc))}")
     st.stop()
 for note in notes:
-    st.info(note)
+    st.info(ui.md(note))
 
 hover = [
     f"<b>{plots.esc(t.name)}</b> ({plots.esc(t.level(level))})<br>{plots.esc(t.description)}"

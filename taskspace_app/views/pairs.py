@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from taskspace_app import data, ui
-from taskspace_app.validation import check_set_name
-from taskspace_core.pairfiles import read_pair_file, write_pair_file
+from taskspace_app.validation import check_set_name, read_upload
+from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES
+from taskspace_core.pairfiles import write_pair_file
 from taskspace_core.tasks import Task, TaskError, TaskSet
 
 TEMPLATE = """- name: my_reflexive_gender
@@ -89,8 +90,13 @@ with tab_up:
         "Formats: CSV, TSV, JSONL. Rows are numbered as in a spreadsheet (the header is row 1)."
     )
     up = st.file_uploader("Minimal pairs", type=["csv", "tsv", "tab", "jsonl", "ndjson"], key="pairs_upload")
+    strip = st.checkbox(
+        "Remove invisible characters (zero-width spaces, bidi controls)",
+        key="pairs_strip",
+        help="They make sentences that look the same differ; they are always reported as warnings.",
+    )
     if up is not None:
-        ts, report = read_pair_file(up.getvalue(), filename=up.name)
+        ts, report = read_upload(up.getvalue(), up.name, st.session_state, strip_invisible=strip)
         st.caption(
             ui.md(
                 f"{report.filename}: {report.n_rows} data rows, {report.n_pairs_kept} pairs kept in "
@@ -111,7 +117,9 @@ with tab_up:
 
 with tab_write:
     st.markdown("Write a paradigm in the built-in format (slots filled from the lexicon); preview its pairs.")
-    text = st.text_area("Paradigm (YAML)", value=TEMPLATE, height=320, key="paradigm_text")
+    text = st.text_area(
+        "Paradigm (YAML)", value=TEMPLATE, height=320, key="paradigm_text", max_chars=MAX_PARADIGM_BYTES
+    )
     n = st.number_input("Pairs to generate", 10, 2000, 100, step=10, key="paradigm_n")
     if st.button("Preview pairs", key="paradigm_preview"):
         try:

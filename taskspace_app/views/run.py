@@ -42,7 +42,7 @@ with st.expander("Add a hub model or a local folder"):
     if st.button("Add model", key="add_model"):
         err = check_model_name(name) or check_revision(rev)
         if err:
-            st.error(f"Not added: {err}")
+            st.error(f"Not added: {ui.md(err)}")
         else:
             models.append(
                 {
@@ -97,7 +97,7 @@ blimp_only = st.text_input("BLiMP paradigms (comma-separated; empty = all 67)", 
 if blimp_dir.strip():
     err = check_local_dir(blimp_dir.strip(), "BLiMP folder")
     if err or not Path(blimp_dir.strip()).is_dir():
-        st.error(err or "That BLiMP folder does not exist.")
+        st.error(ui.md(err) if err else "That BLiMP folder does not exist.")
     else:
         tasks.append(f"blimp:{blimp_dir.strip()}" + (f":{blimp_only}" if blimp_only else ""))
 if blimp_hub:

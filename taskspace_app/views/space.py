@@ -31,7 +31,7 @@ clip = ui.bound_toggle("Colour range without the diagonal", "clip", which == "T"
 M, notes = data.matrix(rec, which, estimate)
 label, diverging, symmetric = data.MATRICES[which]
 for note in notes:
-    st.warning(note)
+    st.warning(ui.md(note))
 
 order = None
 if order_by == "cluster" and len(sp.tasks) > 2:
@@ -39,7 +39,7 @@ if order_by == "cluster" and len(sp.tasks) > 2:
         S = M if symmetric else data.matrix(rec, "profile", estimate)[0]
         order = spaces.cluster_order(S)
     except spaces.SpaceError as exc:
-        st.caption(f"Not clustered: {exc}")
+        st.caption(f"Not clustered: {ui.md(str(exc))}")
 
 _, est_label = data.transfer_source(sp, estimate)
 title = f"{label} — {data.model_name(rec)}"

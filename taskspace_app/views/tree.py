@@ -22,12 +22,12 @@ level = ui.bound("selectbox", "Agreement with", sp.levels(), "level", "category"
 
 S, notes = data.matrix(rec, which, estimate)
 for note in notes:
-    st.warning(note)
+    st.warning(ui.md(note))
 try:
     tree = spaces.linkage_tree(S, sp.names)
     stats = data.fit_for(rec, which, estimate, level, 999)
 except spaces.SpaceError as exc:
-    st.error(f"No tree: {exc}")
+    st.error(f"No tree: {ui.md(str(exc))}")
     st.stop()
 
 left, right = st.columns([3, 1])
@@ -39,7 +39,7 @@ with left:
 with right:
     n_labels = len(set(sp.labels(level)))
     ari = stats["ari"]
-    st.metric(f"ARI vs {level}", "n/a" if math.isnan(ari) else f"{ari:.3f}")
+    st.metric(f"ARI vs {ui.md(level)}", "n/a" if math.isnan(ari) else f"{ari:.3f}")
     st.caption(
         f"Average-linkage clusters of 1 - S cut at {n_labels} clusters (the number of {ui.md(level)} labels), "
         "compared with the labels by the adjusted Rand index: 1 = identical grouping, 0 = chance."

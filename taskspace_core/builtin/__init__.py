@@ -2,7 +2,9 @@
 
 Works with no network and no BLiMP files, so the app always has a task space to
 open. Paradigms live in ``paradigms/*.yaml``, the lexicon in ``lexicon/*.yaml``;
-the format is described in ``FORMAT.md``.
+the format is described in ``FORMAT.md``. The rooms: ``schema`` (fields, change
+kinds, compiled form, errors), ``lexicon``, ``yaml_text`` (safe YAML reading), ``parse``
+(paradigm checks and compilation) and ``generate`` (sampling pairs).
 """
 
 from __future__ import annotations
@@ -10,30 +12,33 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from taskspace_core.builtin.grammar import (
-    CHANGES,
-    Lexicon,
-    Paradigm,
-    ParadigmError,
-    check_change,
-    generate,
-    load_lexicon,
-    parse_file,
-    parse_text,
-    to_task,
-    tokens,
-)
+from taskspace_core.builtin.generate import finish, generate, to_task
+from taskspace_core.builtin.lexicon import Lexicon, load_lexicon
+from taskspace_core.builtin.parse import parse_file, parse_paradigm, parse_text
+from taskspace_core.builtin.schema import CHANGES, Paradigm, ParadigmError, check_change, tokens
+from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES, MAX_YAML_DEPTH, PARSE_TIME_LIMIT_S
 from taskspace_core.tasks import Task, TaskError, TaskSet
 
 __all__ = [
     "CHANGES",
+    "MAX_PARADIGM_BYTES",
+    "MAX_YAML_DEPTH",
+    "PARSE_TIME_LIMIT_S",
+    "Lexicon",
+    "Paradigm",
     "ParadigmError",
     "check_change",
+    "finish",
+    "generate",
     "lexicon",
     "load_builtin",
     "load_paradigm_text",
     "paradigm_names",
     "paradigms",
+    "parse_file",
+    "parse_paradigm",
+    "parse_text",
+    "to_task",
     "tokens",
 ]
 
