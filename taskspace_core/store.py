@@ -6,7 +6,7 @@ version. An entry is one file ``<cache>/entries/<kind>/<hh>/<digest>.entry``: a 
 line, a JSON metadata line (kind, model, tasks, time, payload size and SHA-256) and the
 payload, a value encoded by :mod:`taskspace_core.codec` (JSON + ``.npz``, never pickle).
 
-Writes go to ``entries/tmp/`` and are renamed into place, so a killed writer never leaves
+Writes go to ``entries/.tmp/`` and are renamed into place, so a killed writer never leaves
 a file under an entry's name. :meth:`Store.has` checks the recorded size (a truncated file
 is not there); :meth:`Store.get` verifies the checksum. A damaged entry is reported once (a
 warning in the log), removed, and therefore missing for ``has()`` too: the next run
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 _MAGIC = b"taskspace-entry 2\n"
 _MAX_HEADER = 1 << 20
-_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}/[0-9a-f]{8,64}$")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[0-9a-f]{8,64}$")
 _TMP_MAX_AGE_S = 3600.0  # a temporary file older than this belongs to a writer that died
 _MISSING = object()
 
@@ -77,7 +77,7 @@ class Store:
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else cache_dir()
         self.root = entries_dir(self.directory)
-        self._tmp = self.root / "tmp"
+        self._tmp = self.root / ".tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._sweep()
 

@@ -106,7 +106,6 @@ def hand_made_values() -> dict[str, Any]:
         T=T,
         G=np.eye(3),
         curves={"t0": {"step": [0.0]}},
-        lm_loss_change={"t0": -0.5},
         n_eval_pairs=8,
         created=time.time(),
     )
@@ -260,7 +259,7 @@ def test_a_write_killed_midway_leaves_no_valid_looking_entry(tmp_path):
     assert store.has(done) and store.get(done)["big"].shape == (200_000,)
     assert not store.has(killed) and store.get(killed) is None and store.meta(killed) is None
     assert [r["key"] for r in store.entries()] == [done]
-    (part,) = (store.root / "tmp").iterdir()  # the half file never had an entry's name
+    (part,) = (store.root / ".tmp").iterdir()  # the half file never had an entry's name
     os.utime(part, (time.time() - 2 * 3600,) * 2)
     Store(tmp_path)  # opening the store sweeps temporary files of dead writers
     assert not part.exists()
