@@ -352,3 +352,17 @@ def test_resume_state_loads_with_weights_only(tmp_path):
     fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
     fresh.load_state_dict(state["optimizer"])
     assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unit:
+    name: str
+    values: np.ndarray
+
+
+def test_a_registered_dataclass_round_trips_and_an_unfrozen_one_is_refused():
+    codec.register(_Unit)
+    value = _Unit("u", np.arange(4, dtype=np.int16))
+    assert_same(codec.decode(codec.encode(value)), value)
+    with pytest.raises(codec.CodecError, match="frozen"):
+        codec.register(dataclasses.make_dataclass("Loose", [("x", int)]))
