@@ -29,6 +29,7 @@ from transformers.utils import logging as hf_logging
 
 from taskspace_core.corpus import resolve_corpus
 from taskspace_core.models import ModelSpec, load_model
+from taskspace_core.paths import suite_dir
 from taskspace_core.pretrain import PretrainConfig, parse_sizes, pretrain
 from taskspace_core.scoring import PairScorer
 from taskspace_core.tasks import load_blimp_dir
@@ -62,7 +63,7 @@ def score(path: Path, tasks, label: str) -> tuple[dict[str, float], float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "cache" / "suite"), help="suite directory (default cache/suite)")
+    ap.add_argument("--out", default=str(suite_dir(ROOT / "cache")), help="suite directory (default cache/suite)")
     ap.add_argument("--corpus", default="brown")
     ap.add_argument("--sizes", default="tiny,small,base")
     ap.add_argument("--steps", type=int, default=PretrainConfig().steps)

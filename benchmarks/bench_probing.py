@@ -23,7 +23,7 @@ from pathlib import Path
 
 from _common import ROOT, peak_rss_mb
 
-from taskspace_core.paths import cache_dir
+from taskspace_core.paths import models_dir
 from taskspace_core.store import Store
 
 
@@ -70,10 +70,10 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="use (and keep) this cache directory instead of a temporary one")
     args = ap.parse_args()
     cache = Path(args.keep or tempfile.mkdtemp(prefix="bench-probing-"))
-    (cache / "models").mkdir(parents=True, exist_ok=True)
-    src = cache_dir() / "models" / "smollm2-135m"
-    if src.exists() and not (cache / "models" / "smollm2-135m").exists():
-        os.symlink(src, cache / "models" / "smollm2-135m")
+    models_dir(cache).mkdir(parents=True, exist_ok=True)
+    src = models_dir() / "smollm2-135m"
+    if src.exists() and not (models_dir(cache) / "smollm2-135m").exists():
+        os.symlink(src, models_dir(cache) / "smollm2-135m")
     env = {**os.environ, "TASKSPACE_CACHE": str(cache)}
     cmd = [sys.executable, "-m", "precompute", "run", "--config", args.config]
     wall = run([*cmd, "--quiet"], env)

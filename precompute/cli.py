@@ -8,6 +8,7 @@ import logging
 import sys
 
 from taskspace_core.models import ModelError
+from taskspace_core.store import StoreError
 from taskspace_core.tasks import TaskError
 
 COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return int(args.func(args) or 0)
-    except (TaskError, ModelError, ValueError, FileNotFoundError) as e:
+    except (TaskError, ModelError, ValueError, FileNotFoundError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                 store.put(keys[task.name], value, model=spec.label, fingerprint=fingerprint, tasks=taskset.name)
     rows = []
     for task in taskset:
-        m = store.get(keys[task.name])["metrics"]
+        m = store.require(keys[task.name])["metrics"]
         rows.append({"task": task.name, "category": task.category, **m})
     df = pd.DataFrame(rows)
     print(f"\n{spec.label}  (fingerprint {fingerprint[:12]}, {cfg.reduction} log-prob)\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from taskspace_core.paths import cache_dir
+from taskspace_core.paths import suite_dir
 
 # Agreement-heavy built-in paradigms for configs/mini_suite.yaml: three categories of three,
 # so the within-category statistics of the size and checkpoint views have something to find.
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from taskspace_core.models import resolve_device
     from taskspace_core.pretrain import PretrainConfig, parse_checkpoints, parse_sizes, pretrain, read_suite
 
-    out = Path(args.out) if args.out else cache_dir() / "suite"
+    out = Path(args.out) if args.out else suite_dir()
     tasks = args.tasks or default_tasks()
     if args.config_only:
         if not args.write_config:

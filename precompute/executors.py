@@ -103,7 +103,7 @@ def shipped_values(mp: ModelPlan, store: Store) -> dict[str, Any]:
     """The cached values a worker's missing units read: FTGD results of the model's tuned tasks."""
     if not any(u.kind in ("transfer", "egrad") for u in mp.todo):
         return {}
-    return {u.key: store.get(u.key) for u in mp.units if u.kind == "ftgd" and u.key in mp.cached}
+    return {u.key: store.require(u.key) for u in mp.units if u.kind == "ftgd" and u.key in mp.cached}
 
 
 def model_units(mp: ModelPlan, plan: Plan, shipped: dict[str, Any], device: str) -> Iterator[tuple[Any, ...]]:

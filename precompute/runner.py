@@ -23,7 +23,7 @@ from precompute.config import ModelEntry, RunConfig
 from taskspace_core.models import LoadedModel, cached_fingerprint, describe, load_model
 from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, save_space, space_key
 from taskspace_core.sources import load_many
-from taskspace_core.store import Store, canonical, make_key
+from taskspace_core.store import MissingEntry, Store, canonical, make_key
 from taskspace_core.tasks import Task, TaskSet
 
 UNIT_KINDS = ("base", "ftgd", "transfer", "egrad")
@@ -259,19 +259,29 @@ def compute_units(
 def run_model(
     mp: ModelPlan, plan: Plan, store: Store, progress: Progress, loaded: LoadedModel | None = None
 ) -> SpaceResult:
-    """Compute the missing units of one model locally, writing each as it finishes; assemble the space."""
-    if mp.todo and loaded is None:
-        progress.message = f"loading {mp.entry.spec.label}"
-        loaded = load_model(mp.entry.spec)
-    progress.message = mp.entry.spec.label
-    if mp.todo:
-        for unit, value, seconds in compute_units(mp, plan, loaded, store.get):
-            write_unit(store, unit, value, mp, plan.taskset, seconds)
-            progress.done(unit.kind, seconds)
-    missing = [u.key for u in mp.units if not store.has(u.key)]
-    if missing:
-        raise RuntimeError(f"{len(missing)} unit(s) of {mp.entry.spec.label} are missing after the run")
-    return assemble_space(mp, plan, store, loaded)
+    """Compute the missing units of one model locally, writing each as it finishes; assemble the space.
+
+    A cached unit found damaged when read is removed by the store; it is computed again here.
+    """
+    for _ in range(len(mp.units) + 1):  # each retry recomputes at least one healed-away unit
+        if mp.todo and loaded is None:
+            progress.message = f"loading {mp.entry.spec.label}"
+            loaded = load_model(mp.entry.spec)
+        progress.message = mp.entry.spec.label
+        try:
+            for unit, value, seconds in compute_units(mp, plan, loaded, store.require) if mp.todo else ():
+                write_unit(store, unit, value, mp, plan.taskset, seconds)
+                progress.done(unit.kind, seconds)
+            missing = [u.key for u in mp.units if not store.has(u.key)]
+            if missing:
+                raise RuntimeError(f"{len(missing)} unit(s) of {mp.entry.spec.label} are missing after the run")
+            return assemble_space(mp, plan, store, loaded)
+        except MissingEntry as e:
+            mp.cached.discard(e.key)
+            kind = next(u.kind for u in mp.units if u.key == e.key)
+            progress.counts[kind][0] -= 1
+            progress.remaining[kind] += 1
+    raise RuntimeError(f"units of {mp.entry.spec.label} keep disappearing from the cache")
 
 
 def _ftgd_key(mp: ModelPlan, task: str) -> str:
@@ -286,7 +296,7 @@ def assemble_space(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel 
     names = plan.taskset.names
     base, ftgd, transfers, egrads = {}, {}, {}, {}
     for u in mp.units:
-        value = store.get(u.key)
+        value = store.require(u.key)
         if u.kind == "base":
             base[u.task] = value
         elif u.kind == "ftgd":

@@ -45,7 +45,7 @@ def _store(directory: str) -> Store:
 
 @st.cache_data(ttl=3, show_spinner=False)
 def entries(directory: str) -> list[dict[str, Any]]:
-    """Metadata of every assembled space (cheap: no result is unpickled)."""
+    """Metadata of every assembled space (cheap: only their metadata lines are read)."""
     return list_spaces(_store(directory))
 
 

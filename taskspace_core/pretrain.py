@@ -357,7 +357,10 @@ def heldout_loss(model: torch.nn.Module, data: TokenData, batch_size: int = 16) 
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    """Every RNG's state in types ``torch.load(weights_only=True)`` reads (no NumPy arrays)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached))
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -366,7 +369,8 @@ def _rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -452,7 +456,7 @@ def train_size(
     curve: list[dict] = []
     start = 0
     if resume_file.exists():
-        state = torch.load(resume_file, weights_only=False)  # our own file: holds RNG tuples
+        state = torch.load(resume_file, weights_only=True)  # tensors and plain types only: never code
         if state["config_hash"] != chash:
             raise PretrainError(
                 f"{size_dir} was trained with other settings ({state['config']}); "

@@ -72,7 +72,6 @@ class SpaceResult:
     lift_uniform: np.ndarray | None = None
     mask_distribution: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> {layers, modules, counts}
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # task -> {step, accuracy, mean_margin}
-    lm_loss_change: dict[str, float] = field(default_factory=dict)  # task -> change of held-out LM loss
     n_eval_pairs: int = 0
     created: float = 0.0
 

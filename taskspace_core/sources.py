@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskspace_core.paths import cache_dir
+from taskspace_core.paths import tasksets_dir
 from taskspace_core.tasks import TaskError, TaskSet, load_blimp_dir, load_blimp_hub
 
 PAIR_FILE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
@@ -22,10 +22,6 @@ def _names(part: str | None) -> list[str] | None:
     if not part:
         return None
     return [n.strip() for n in part.split(",") if n.strip()]
-
-
-def tasksets_dir() -> Path:
-    return cache_dir() / "tasksets"
 
 
 def load_tasks(spec: str) -> TaskSet:

@@ -126,7 +126,6 @@ def make_space(size: str, n_params: int, step: int, seed: int) -> SpaceResult:
         lift_uniform=lift_u,
         mask_distribution=mask_distribution,
         curves=curves,
-        lm_loss_change={t.name: float(rng.normal(0.01, 0.005)) for t in tasks},
         n_eval_pairs=48,
         created=1_700_000_000.0 + seed,
     )

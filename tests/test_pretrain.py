@@ -170,7 +170,7 @@ def test_resume_after_a_crash_gives_the_same_weights(tmp_path, toy_corpus, suite
     with pytest.raises(Crash):
         pretrain(toy_corpus, [TOY], CFG, out, log=lambda s: None, on_checkpoint=crash_after_step_6)
     assert not (out / "toy" / "step12").exists()
-    assert torch.load(out / "toy" / "resume.pt", weights_only=False)["step"] == 6
+    assert torch.load(out / "toy" / "resume.pt", weights_only=True)["step"] == 6
     lines: list[str] = []
     pretrain(toy_corpus, [TOY], CFG, out, log=lines.append)
     assert any("resuming from step 6" in s for s in lines)

@@ -12,6 +12,7 @@ from taskspace_app import data, ui
 from taskspace_app.validation import check_set_name, read_upload
 from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES
 from taskspace_core.pairfiles import write_pair_file
+from taskspace_core.paths import tasksets_dir
 from taskspace_core.tasks import Task, TaskError, TaskSet
 
 TEMPLATE = """- name: my_reflexive_gender
@@ -66,7 +67,7 @@ def save_box(ts: TaskSet, key: str, default_name: str) -> None:
     if err:
         c1.caption(err)
     if c2.button("Save", key=f"{key}_save", icon=":material/save:", disabled=err is not None):
-        target = Path(data.cache_path()) / "tasksets" / f"{name}.csv"
+        target = tasksets_dir(data.cache_path()) / f"{name}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             write_pair_file(TaskSet(name, ts.tasks), target)

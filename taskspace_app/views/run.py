@@ -11,6 +11,7 @@ import yaml
 from taskspace_app import data, ui
 from taskspace_app.validation import check_local_dir, check_model_name, check_revision
 from taskspace_core import jobs
+from taskspace_core.paths import tasksets_dir
 
 # model suites: (name, size label) x steps; revision "step{N}" as Pythia names its checkpoints
 SUITES = {
@@ -86,7 +87,7 @@ if builtin_names:
         tasks.append("builtin:" + ",".join(chosen))
 else:
     st.caption(f"Built-in suite unavailable: {ui.md(builtin_err[:200])}")
-set_dir = Path(data.cache_path()) / "tasksets"
+set_dir = tasksets_dir(data.cache_path())
 saved = sorted(p.stem for p in set_dir.glob("*.csv")) if set_dir.is_dir() else []
 if saved:
     tasks += [f"set:{s}" for s in ui.bound_multi("Your saved task sets", saved, "sets", [])]

@@ -1,0 +1,368 @@
+"""The results store: values without pickle, checksummed entries that heal, atomic writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from precompute.cli import main
+from taskspace_core import codec
+from taskspace_core import store as store_mod
+from taskspace_core.ftgd import FTGDResult
+from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, list_spaces, load_space
+from taskspace_core.store import MissingEntry, Store, StoreError, make_key
+from tests.tiny_runs import save_model, write_config, write_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_same(a: Any, b: Any, where: str = "value") -> None:
+    """Equal in type and value, recursively (arrays: dtype, shape and bits; NaN equals NaN)."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b), where
+    else:
+        assert a == b, where
+
+
+def entry_file(store: Store, key: str) -> Path:
+    kind, digest = key.split("/")
+    return store.root / kind / digest[:2] / f"{digest}.entry"
+
+
+def all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def hand_made_values() -> dict[str, Any]:
+    """One of each value type the project stores, with the awkward corners filled in."""
+    idx = np.array([1, 5, 9], dtype=np.int32)
+    ftgd = FTGDResult(
+        config={"method": "ftgd", "version": 1, "mask_fraction": 0.01},
+        fingerprint="ab" * 8,
+        names=("w1", "w2", "w3"),
+        tensor_sizes={"w1": 12, "w2": 40, "w3": 7},
+        delta={
+            "w1": (idx, np.array([0.5, -1.0, 2.0], dtype=np.float16)),
+            "w2": (idx[:0], np.zeros(0, np.float16)),
+            "w3": (np.array([2], np.int32), np.array([1e-3], np.float16)),
+        },
+        masks={"w1": None, "w2": np.packbits(np.arange(40) % 3 == 0), "w3": np.array([2, 4], np.int32)},
+        counts_per_tensor={"w1": 3, "w2": 14, "w3": 2},
+        mask_distribution={"layers": ["0", "final"], "modules": ["mlp"], "counts": [[3], [16]]},
+        curve={"step": [0.0, 1.0], "accuracy": [0.5, float("nan")], "mean_margin": [0.1, 0.2]},
+        tune_before={"accuracy": 0.5, "mean_margin": -0.25, "n": 8, "ties": 0},
+        sketch=np.linspace(-1, 1, 16).astype(np.float16),
+        sketch_scale=3.5,
+        grad_sq_norm=12.25,
+        n_tune_pairs=8,
+        seconds=0.01,
+        extra={"note": "x"},
+    )
+    tasks = tuple(
+        TaskInfo(f"t{i}", "agreement", "syntax", "d", {"tag": str(i)}, "good", "bad", 10 + i) for i in range(3)
+    )
+    T = np.arange(9, dtype=float).reshape(3, 3)
+    T[0, 2] = np.nan
+    space = SpaceResult(
+        model=ModelInfo("tiny", "/m/tiny", None, False, "ff" * 8, "1M", 40, 1234),
+        taskset="set",
+        series="s",
+        tasks=tasks,
+        config={"methods": ["transfer"], "run": {"models": [{"name": "x", "step": 3}], 1: "int key"}},
+        metric="mean_margin",
+        eval1={"mean_margin": np.array([0.1, np.inf, -np.inf])},
+        T=T,
+        G=np.eye(3),
+        curves={"t0": {"step": [0.0]}},
+        n_eval_pairs=8,
+        created=time.time(),
+    )
+    margins = np.array([0.5, -0.1, 0.0])
+    return {
+        "base": {"task": "t0", "margins": margins, "accuracy": 1 / 3, "mean_margin": 0.4 / 3, "n": 3, "ties": 1},
+        "scores": {"task": "t0", "margins": margins.astype(np.float32), "metrics": {"accuracy": float("nan")}},
+        "egrad": {"task": "t0", "dots": {"t0": 0.25, "t1": -1e-300}, "grad_sq_norm": 4.0, "n": 8},
+        "ftgd": ftgd,
+        "space": space,
+        "corners": {
+            "$": [1, (2, 3)],
+            "tuple": (),
+            "big": 2**70,
+            "np": [np.float32(0.1), np.int64(-3), np.bool_(1)],
+            "s": "ünï\u200bcode",
+            "none": None,
+            "nested": [[{"a": (None, True)}]],
+        },
+    }
+
+
+@pytest.mark.parametrize("name", list(hand_made_values()))
+def test_every_value_type_round_trips_through_the_store(tmp_path, name):
+    value = hand_made_values()[name]
+    store = Store(tmp_path)
+    key = make_key(name, n=1)
+    store.put(key, value, model="m")
+    assert_same(Store(tmp_path).get(key), value)
+    assert store.meta(key)["model"] == "m" and store.meta(key)["bytes"] > 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1, 2}, np.array([object()]), {"a": len}, Path("x"), {frozenset({1}): 3}, dataclasses.make_dataclass("D", [])()],
+    ids=["set", "object-array", "function", "path", "frozenset-key", "unregistered-dataclass"],
+)
+def test_values_outside_the_codec_are_refused_before_any_file_is_written(tmp_path, value):
+    store = Store(tmp_path)
+    with pytest.raises(codec.CodecError):
+        store.put(make_key("x", v=1), value)
+    assert all_files(store.root) == []
+
+
+def test_decoding_names_only_allow_listed_types(tmp_path):
+    for tree in ({"$": "c", "n": "Popen", "v": {}}, {"$": "c", "n": "SpaceResult", "v": {"bogus": 1}}, {"$": "zz"}):
+        buf = io.BytesIO()
+        np.savez(buf, __tree__=np.frombuffer(json.dumps(tree).encode(), np.uint8))
+        with pytest.raises(codec.CodecError):
+            codec.decode(buf.getvalue())
+
+
+def test_keys_cannot_leave_the_store(tmp_path):
+    store = Store(tmp_path)
+    for key in ("../../etc/passwd", "space/../../x", "space/ABC", "/abs/0123456789"):
+        with pytest.raises(ValueError, match="not a store key"):
+            store.get(key)
+
+
+# ----------------------------------------------------------------------------- damage and healing
+
+
+def test_truncated_or_flipped_entries_agree_between_has_and_get(tmp_path, caplog):
+    store = Store(tmp_path)
+    a, b = make_key("base", n=1), make_key("base", n=2)
+    for k in (a, b):
+        store.put(k, {"margins": np.arange(1000.0)})
+    fa, fb = entry_file(store, a), entry_file(store, b)
+    fa.write_bytes(fa.read_bytes()[:-10])  # truncated: has() sees the size at once
+    data = bytearray(fb.read_bytes())
+    data[-100] ^= 0xFF  # same size, one flipped byte: only the checksum sees it
+    fb.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
+        assert not store.has(a) and store.get(a) is None and not fa.exists()
+        assert store.has(b)
+        assert store.get(b) is None and not store.has(b) and not fb.exists()
+        assert store.get(b, "default") == "default" and list(store.entries()) == []
+        with pytest.raises(MissingEntry, match="run again"):
+            store.require(b)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("damaged" in r.getMessage() for r in warnings)  # once each
+
+
+def test_a_damaged_cache_is_healed_by_the_next_run(tmp_path, monkeypatch, caplog, one_torch_thread):
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path / "cache"))
+    model = save_model(tmp_path / "model")
+    cfg = write_config(tmp_path, [{"name": str(model), "size": "tiny", "step": 1}], write_tasks(tmp_path / "t.csv"))
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    store = Store(tmp_path / "cache")
+    (rec,) = list_spaces(store)
+    before = load_space(store, rec["key"])
+    ftgd = sorted(r["key"] for r in store.entries("ftgd"))
+    transfer = sorted(r["key"] for r in store.entries("transfer"))
+    original = {k: store.get(k) for k in (ftgd[0], ftgd[1], transfer[0])}
+    # round 1: units damaged (found by has() at planning, or by the checksum when a transfer reads its FTGD);
+    # round 2: the assembled space damaged (found by the checksum when the run looks for it)
+    for damage in ([(ftgd[0], "flip"), (ftgd[1], "cut"), (transfer[0], "cut")], [(rec["key"], "flip")]):
+        for key, how in damage:
+            f = entry_file(store, key)
+            data = bytearray(f.read_bytes())
+            if how == "flip":
+                data[-7] ^= 0x55
+            f.write_bytes(bytes(data if how == "flip" else data[: len(data) // 2]))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
+            assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+        damaged = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+        assert len(damaged) == len(damage), damaged  # each reported once
+        store = Store(tmp_path / "cache")
+        for key, value in original.items():  # recomputed to the same numbers (only the timing differs)
+            got = store.get(key)
+            if isinstance(value, FTGDResult):
+                got, value = dataclasses.replace(got, seconds=0.0), dataclasses.replace(value, seconds=0.0)
+            assert_same(got, value, key)
+        after = load_space(store, rec["key"])
+        for m in ("T", "G", "J", "lift_per_tensor", "lift_uniform"):
+            np.testing.assert_array_equal(getattr(after, m), getattr(before, m))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
+        assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    assert not [r for r in caplog.records if "damaged" in r.getMessage()]
+    for r in store.entries():  # everything the runner stored decodes and round-trips
+        value = store.get(r["key"])
+        assert_same(codec.decode(codec.encode(value)), value, r["key"])
+
+
+_SLOW_WRITER = """
+import sys, time, numpy as np
+from taskspace_core import store as s
+def slow(f, data):
+    f.write(data[: len(data) // 2]); f.flush()
+    print("half", flush=True); time.sleep(60)
+st = s.Store(sys.argv[1])
+st.put(s.make_key("ftgd", n=1), {"big": np.arange(200_000.0)})  # the first entry writes in full
+s._write = slow
+st.put(s.make_key("ftgd", n=2), {"big": np.arange(200_000.0)})
+"""
+
+
+def test_a_write_killed_midway_leaves_no_valid_looking_entry(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "half"
+    finally:
+        proc.kill()
+        proc.wait()
+    store = Store(tmp_path)
+    done, killed = make_key("ftgd", n=1), make_key("ftgd", n=2)
+    assert store.has(done) and store.get(done)["big"].shape == (200_000,)
+    assert not store.has(killed) and store.get(killed) is None and store.meta(killed) is None
+    assert [r["key"] for r in store.entries()] == [done]
+    (part,) = (store.root / ".tmp").iterdir()  # the half file never had an entry's name
+    os.utime(part, (time.time() - 2 * 3600,) * 2)
+    Store(tmp_path)  # opening the store sweeps temporary files of dead writers
+    assert not part.exists()
+
+
+def test_disk_full_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    kept = make_key("base", n=0)
+    store.put(kept, {"x": 1})
+    before = all_files(store.root)
+    calls = []
+
+    def full(f, data):
+        calls.append(len(data))
+        if len(calls) > 1:  # the header fits, the payload does not
+            f.write(data[:10])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        f.write(data)
+
+    monkeypatch.setattr(store_mod, "_write", full)
+    key = make_key("base", n=1)
+    with pytest.raises(StoreError, match="disk is full") as exc:
+        store.put(key, {"margins": np.arange(100.0)})
+    assert exc.value.errno == errno.ENOSPC and key in str(exc.value)
+    assert all_files(store.root) == before
+    assert not store.has(key) and store.get(kept) == {"x": 1}
+
+
+# ----------------------------------------------------------------------------- no code execution
+
+
+class _Evil:
+    """Unpickling this creates the marker file: proof that a pickle ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _entry(payload: bytes, key: str) -> bytes:
+    rec = {"key": key, "kind": key.split("/")[0], "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    return store_mod._MAGIC + json.dumps(rec).encode() + b"\n" + payload
+
+
+def test_a_planted_pickle_never_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps(_Evil(marker))
+    obj = np.empty(1, dtype=object)
+    obj[0] = _Evil(marker)
+    npz = io.BytesIO()
+    np.savez(npz, __tree__=np.frombuffer(b'{"$":"a","v":0}', np.uint8), a0=obj)  # savez pickles object arrays
+    store = Store(tmp_path / "cache")
+    keys = [make_key("space", n=i) for i in range(3)]
+    planted = [evil, _entry(evil, keys[1]), _entry(npz.getvalue(), keys[2])]
+    for key, data in zip(keys, planted, strict=True):
+        f = entry_file(store, key)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data)
+    old = tmp_path / "cache" / "results"  # where schema-1 pickles lived
+    old.mkdir()
+    (old / "value.pkl").write_bytes(evil)
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("pickle.loads called"))
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("pickle.load called"))
+    for key in keys:
+        assert store.get(key) is None and not store.has(key)
+    assert list_spaces(store) == [] and not marker.exists()
+
+
+def test_resume_state_loads_with_weights_only(tmp_path):
+    import random
+
+    import torch
+
+    from taskspace_core.pretrain import _atomic_torch_save, _rng_state, _set_rng_state
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    path = tmp_path / "resume.pt"
+    _atomic_torch_save({"step": 3, "optimizer": opt.state_dict(), "rng": _rng_state(), "curve": [{"s": 1.5}]}, path)
+    expected = (torch.rand(3), random.random(), np.random.rand(3))
+    state = torch.load(path, weights_only=True)
+    _set_rng_state(state["rng"])
+    got = (torch.rand(3), random.random(), np.random.rand(3))
+    assert torch.equal(got[0], expected[0]) and got[1] == expected[1]
+    np.testing.assert_array_equal(got[2], expected[2])
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    fresh.load_state_dict(state["optimizer"])
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unit:
+    name: str
+    values: np.ndarray
+
+
+def test_a_registered_dataclass_round_trips_and_an_unfrozen_one_is_refused():
+    codec.register(_Unit)
+    value = _Unit("u", np.arange(4, dtype=np.int16))
+    assert_same(codec.decode(codec.encode(value)), value)
+    with pytest.raises(codec.CodecError, match="frozen"):
+        codec.register(dataclasses.make_dataclass("Loose", [("x", int)]))
