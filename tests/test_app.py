@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from taskspace_core import jobs
+from precompute import jobs
 from tests.fixtures_spaces import prefill_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,7 +235,7 @@ def test_app_never_imports_torch() -> None:
         "taskspace_app.validation",
         "taskspace_core.plots",
         "taskspace_core.spaces",
-        "taskspace_core.jobs",
+        "precompute.jobs",
         "taskspace_core.pairfiles",
         "taskspace_core.builtin",
         "taskspace_core.results",
