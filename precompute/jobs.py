@@ -136,7 +136,7 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     for spec in config.get("tasks") or []:
         kind, _, rest = str(spec).partition(":")
         saved = tasksets.resolve(rest) if kind == "set" and rest else None
-        tasks.append(f"set:{saved.name}" if saved is not None else spec)
+        tasks.append(f"set:{saved.pinned}" if saved is not None else spec)
     return {**config, "tasks": tasks} if "tasks" in config else dict(config)
 
 

@@ -49,6 +49,11 @@ class SavedSet:
     def name(self) -> str:
         return self.base if self.version == 1 else f"{self.base}@v{self.version}"
 
+    @property
+    def pinned(self) -> str:
+        """The name of exactly this version, also for version 1 (``set:<pinned>`` never changes)."""
+        return f"{self.base}@v{self.version}"
+
 
 def _path(base: str, version: int, cache: str | Path | None) -> Path:
     return tasksets_dir(cache) / (f"{base}.csv" if version == 1 else f"{base}@v{version}.csv")

@@ -14,19 +14,19 @@ from taskspace_core import tasksets
 from taskspace_core.pairfiles import read_pair_file
 from taskspace_core.tasks import Task, TaskError, TaskSet
 
-TEMPLATE = """- name: my_reflexive_gender
-  category: anaphor_agreement
-  field: morphology
-  description: A reflexive object must match the gender of a gendered common-noun subject.
-  change: substitute
-  slots:
-    d: [the, this, that, a]
-    n: {from: noun, where: {gender: [m, f]}}
-    v: {from: verb, where: {classes: refl}}
-    refl: {from: reflexive, where: {gender: $n.gender, num: sg}}
-    wrong: {from: reflexive, where: {gender: "!$n.gender", num: sg}}
-  good: "{d} {n.sg} {v.past} {refl}."
-  bad: "{d} {n.sg} {v.past} {wrong}."
+TEMPLATE = """name: my_reflexive_gender
+category: anaphor_agreement
+field: morphology
+description: A reflexive object must match the gender of a gendered common-noun subject.
+change: substitute
+slots:
+  d: [the, this, that, a]
+  n: {from: noun, where: {gender: [m, f]}}
+  v: {from: verb, where: {classes: refl}}
+  refl: {from: reflexive, where: {gender: $n.gender, num: sg}}
+  wrong: {from: reflexive, where: {gender: "!$n.gender", num: sg}}
+good: "{d} {n.sg} {v.past} {refl}."
+bad: "{d} {n.sg} {v.past} {wrong}."
 """
 
 
