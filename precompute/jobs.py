@@ -15,6 +15,7 @@ Only a job's owner or an admin may cancel it or read its log.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import subprocess
@@ -124,7 +125,16 @@ def _source_identity(spec: str) -> str:
         path = Path(rest if kind == "file" else spec.strip())
     if path is None or not path.is_file():
         return spec
-    return f"{spec}#sha={tasksets.file_hash(path)}"
+    st = path.stat()
+    return f"{spec}#sha={_file_hash(str(path.resolve()), st.st_mtime_ns, st.st_size)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    """A file's hash, once per version of it (the Run page asks for the job id on every rerun)."""
+    from taskspace_core import tasksets
+
+    return tasksets.file_hash(Path(path))
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:

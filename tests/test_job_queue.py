@@ -16,6 +16,7 @@ from precompute import jobs
 from precompute.job_queue import positions
 from taskspace_app.auth import User
 from tests.test_jobs import FAKE_RUNNER
+from tests.test_jobs import _wait as wait
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE, BOB, ADMIN = User("alice", False), User("bob", False), User("root", True)
@@ -38,16 +39,6 @@ def cfg(**changes: object) -> dict:
 
 def start(tmp: Path, runner: list[str], units: int, user: User = ALICE, eta: float | None = None, **changes: object):
     return jobs.start_job(cfg(**changes), tmp, [*runner, str(units), "ok", str(tmp / "runs.txt")], user=user, eta_s=eta)
-
-
-def wait(jid: str, tmp: Path, states: tuple[str, ...], timeout: float = 30.0) -> jobs.JobStatus:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        s = jobs.job_status(jid, tmp)
-        if s is not None and s.state in states and (s.state not in jobs.FINAL_STATES or not s.alive):
-            return s
-        time.sleep(0.05)
-    raise AssertionError(f"job {jid} did not reach {states}: {jobs.job_status(jid, tmp)}")
 
 
 def runs(tmp: Path) -> int:
