@@ -41,12 +41,15 @@ def queue_lock(root: Path) -> Iterator[None]:
 
 
 def gpu_count() -> int:
-    """GPUs this box shows, without importing torch (``CUDA_VISIBLE_DEVICES`` or the driver's list)."""
+    """GPUs this box shows, without importing torch: ``CUDA_VISIBLE_DEVICES``, else the driver's
+    list, else the ``/dev/nvidiaN`` nodes (what a container with the GPU runtime sees)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
     gpus = Path("/proc/driver/nvidia/gpus")
-    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    if gpus.is_dir():
+        return len(list(gpus.iterdir()))
+    return len([p for p in Path("/dev").glob("nvidia[0-9]*") if p.name[6:].isdigit()])
 
 
 def device_slot(device: str | None) -> str:

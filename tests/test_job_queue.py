@@ -85,9 +85,10 @@ def test_second_job_waits_with_position_and_estimate_then_starts(tmp_path: Path,
     c, _ = start(tmp_path, runner, 2, eta=50.0, methods=["transfer", "gradient"])
     assert not joined and b.state == "queued" and c.state == "queued"
     assert (b.position, c.position) == (1, 2)
-    a_eta = jobs.job_status(a.id, tmp_path).eta_s  # the fake runner's ETA: one second per unit left
+    before = jobs.job_status(a.id, tmp_path).eta_s  # the fake runner's ETA: one "second" per unit left
     queue = positions(jobs.jobs_root(tmp_path))
-    assert queue[b.id][1] == pytest.approx(a_eta, abs=3.0)
+    after = jobs.job_status(a.id, tmp_path).eta_s
+    assert before >= queue[b.id][1] >= after  # b starts when a's remaining time runs out
     assert queue[c.id][1] == pytest.approx(queue[b.id][1] + 100.0)  # behind b for b's planned time
     assert runs(tmp_path) == 1  # only a runs
     assert start(tmp_path, runner, 2, user=BOB, eta=100.0, methods=["gradient"], name="other")[1]  # joins b
@@ -147,3 +148,26 @@ def test_queue_survives_a_restart(tmp_path: Path, runner: list[str]) -> None:
     started = subprocess.run([sys.executable, "-c", promote], cwd=ROOT, capture_output=True, text=True)
     assert b.id in started.stdout  # a page load of a fresh server process starts it
     wait(b.id, tmp_path, ("done",))
+
+
+def test_device_slots_and_runner_limit(tmp_path: Path, runner: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from precompute.job_queue import device_slot
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert device_slot("auto") == "cpu" and device_slot("cpu") == "cpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert device_slot("auto") == device_slot("cuda") == "cuda:0" and device_slot("cuda:1") == "cuda:1"
+    monkeypatch.setenv("TASKSPACE_MAX_RUNNERS", "2")
+    a, _ = start(tmp_path, runner, 100)
+    b, _ = start(tmp_path, runner, 100, methods=["gradient"])
+    c, _ = start(tmp_path, runner, 2, eta=50.0, methods=["transfer", "gradient"])
+    d, _ = start(tmp_path, runner, 2, methods=[])
+    assert [a.state == "queued", b.state == "queued", c.state, d.state] == [False, False, "queued", "queued"]
+    assert (c.position, d.position) == (1, 2)
+    wait(a.id, tmp_path, ("running",))
+    wait(b.id, tmp_path, ("running",))  # two runners at once on one device
+    for s in (d, c, b, a):
+        jobs.cancel_job(s.id, tmp_path, user=ALICE)
+    for s in (a, b):
+        wait(s.id, tmp_path, ("cancelled",))
+    assert runs(tmp_path) == 2
