@@ -78,6 +78,28 @@ def test_two_processes_starting_the_same_plan_get_one_runner(tmp_path: Path, run
     assert [s.id for s in jobs.list_jobs(tmp_path)] == [out[0]["id"]]
 
 
+def test_sessions_of_one_server_starting_at_once_get_one_job(tmp_path: Path, runner: list[str]) -> None:
+    """Browser sessions are threads of one server process: the lock must hold between threads too."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    results: list[tuple[str, bool]] = []
+
+    def press_start(name: str) -> None:
+        barrier.wait()
+        status, joined = start(tmp_path, runner, 5, name=name)
+        results.append((status.id, joined))
+
+    threads = [threading.Thread(target=press_start, args=(f"run{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({jid for jid, _ in results}) == 1 and sorted(j for _, j in results) == [False, True, True, True]
+    wait(results[0][0], tmp_path, ("done",))
+    assert runs(tmp_path) == 1
+
+
 def test_second_job_waits_with_position_and_estimate_then_starts(tmp_path: Path, runner: list[str]) -> None:
     a, _ = start(tmp_path, runner, 30)
     wait(a.id, tmp_path, ("running",))
