@@ -193,3 +193,31 @@ def test_device_slots_and_runner_limit(tmp_path: Path, runner: list[str], monkey
     for s in (a, b):
         wait(s.id, tmp_path, ("cancelled",))
     assert runs(tmp_path) == 2
+
+
+def test_jobs_panel_offers_cancel_to_the_owner_only(
+    tmp_path: Path, runner: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from taskspace_app import ui
+
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    a, _ = start(tmp_path, runner, 300, user=BOB)
+    b, _ = start(tmp_path, runner, 2, eta=30.0, methods=["gradient"])
+    wait(a.id, tmp_path, ("running",))
+
+    def panel(user: User) -> AppTest:
+        monkeypatch.setattr(ui, "current_user", lambda: user)
+        return AppTest.from_file(str(ROOT / "taskspace_app" / "views" / "run.py"), default_timeout=60).run()
+
+    at = panel(ALICE)
+    assert not at.exception
+    keys = [btn.key for btn in at.button if btn.key.startswith("cancel_")]
+    assert keys == [f"cancel_run_{b.id}"]  # alice may cancel her waiting job, not bob's running one
+    assert any("position 1" in c.value and "starts in about" in c.value for c in at.caption)
+    at.button(key=f"cancel_run_{b.id}").click().run()
+    assert jobs.job_status(b.id, tmp_path).state == "cancelled"
+    assert [btn.key for btn in panel(ADMIN).button if btn.key.startswith("cancel_")] == [f"cancel_run_{a.id}"]
+    jobs.cancel_job(a.id, tmp_path, user=BOB)
+    wait(a.id, tmp_path, ("cancelled",))
