@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from taskspace_app.ui import promote_waiting
+
 st.set_page_config(page_title="taskspace", page_icon=":material/explore:", layout="wide")
 
 VIEWS = "taskspace_app/views/"
@@ -31,4 +33,5 @@ PAGES = [
     st.Page(VIEWS + "pairs.py", title="Your pairs", icon=":material/edit_note:", url_path="pairs"),
 ]
 
+promote_waiting()  # any page load starts queued jobs if a runner is free (a runner killed hard cannot)
 st.navigation(PAGES).run()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from precompute.config import ModelEntry, RunConfig
 from taskspace_core.models import LoadedModel, cached_fingerprint, describe, load_model
-from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, save_space, space_key
+from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, save_space, shown_hash, space_key
 from taskspace_core.sources import load_many
 from taskspace_core.store import MissingEntry, Store, canonical, make_key
 from taskspace_core.tasks import Task, TaskSet
@@ -138,7 +138,7 @@ def build_plan(cfg: RunConfig, store: Store, loaded_cache: dict[int, LoadedModel
             fp = lm.fingerprint
         units = _unit_keys(fp, entry, taskset, cfg, pcfg)
         cached = {u.key for u in units if store.has(u.key)}
-        skey = space_key(fp, entry.spec.revision, taskset.content_hash(), config_hash)
+        skey = space_key(fp, entry.spec.revision, shown_hash(taskset), config_hash, cfg.series, entry.size, entry.step)
         models.append(ModelPlan(entry, fp, units, cached, skey))
     return Plan(cfg, taskset, models)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -12,8 +13,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from precompute import jobs
 from taskspace_app import data
-from taskspace_core import jobs
+from taskspace_app.auth import current_user
 from taskspace_core.pairfiles import safe_csv_frame
 
 CHROMIUM = "/usr/bin/chromium"
@@ -270,9 +272,21 @@ def fmt_seconds(s: float | None) -> str:
     )
 
 
+def queue_text(status: jobs.JobStatus) -> str:
+    """'position 2 · starts in about 3 min' for a waiting job."""
+    when = "start time unknown" if status.starts_in_s is None else f"starts in about {fmt_seconds(status.starts_in_s)}"
+    return f"position {status.position or '?'} on {status.device or 'its device'} · {when}"
+
+
 def job_card(status: jobs.JobStatus, key: str) -> None:
-    """One job: progress, per-type counts, ETA, cancel; error and log tail when it failed."""
+    """One job: progress or queue place, ETA, cancel; error and log tail when it failed.
+
+    Cancel and the log are offered to the job's owner and admins only (the jobs functions
+    refuse everyone else too)."""
+    user = current_user()
+    mine = jobs.may_manage(status, user)
     icon = {
+        "queued": ":material/schedule:",
         "running": ":material/hourglass_top:",
         "starting": ":material/hourglass_top:",
         "done": ":material/check_circle:",
@@ -280,19 +294,26 @@ def job_card(status: jobs.JobStatus, key: str) -> None:
         "cancelled": ":material/stop_circle:",
     }.get(status.state, "")
     with st.container(border=True):
-        st.markdown(f"{icon} **{_md(status.name)}** · `{status.id}` · {status.state}")
-        if not status.final:
+        owner = f" · by {_md(status.owner)}" if status.owner else ""
+        st.markdown(f"{icon} **{_md(status.name)}** · `{status.id}` · {status.state}{owner}")
+        if status.state == "queued":
+            st.caption(f"waiting for a free runner: {_md(queue_text(status))}")
+        elif not status.final:
             st.progress(status.fraction, text=f"{status.done} / {status.total} units · ETA {fmt_seconds(status.eta_s)}")
             if status.by_type:
                 st.caption(" · ".join(f"{_md(t)}: {d}/{n}" for t, (d, n) in status.by_type.items()))
             if status.message:
                 st.caption(_md(status.message))
-            if st.button("Cancel", key=f"cancel_{key}_{status.id}"):
-                jobs.cancel_job(status.id)
+        if not status.final and mine and st.button("Cancel", key=f"cancel_{key}_{status.id}"):
+            try:
+                jobs.cancel_job(status.id, user=user)
                 st.toast("cancel requested")
-        elif status.state == "failed":
-            st.error(f"The job failed: {_md(status.message) if status.message else 'no message'}")
-            st.code(jobs.log_tail(status.id) or "(empty log)", language=None)
+            except jobs.JobError as exc:
+                st.error(_md(str(exc)))
+        if status.state == "failed":
+            st.error(f"The job failed: {_md(status.message or 'no message')}")
+            if mine:
+                st.code(jobs.log_tail(status.id, user=user) or "(empty log)", language=None)
         elif status.state == "done":
             st.caption(f"finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(status.updated or status.started))}")
 
@@ -317,9 +338,16 @@ def jobs_panel(key: str, only: Sequence[str] | None = None, limit: int = 5) -> N
     _jobs_fragment(key, tuple(s.id for s in statuses), running)
 
 
+def promote_waiting() -> None:
+    """Start queued jobs whose device has a free runner (idempotent; a read-only cache is no error)."""
+    with contextlib.suppress(OSError):
+        jobs.promote(data.cache_path())
+
+
 def _jobs_fragment(key: str, ids: tuple[str, ...], running: tuple[str, ...]) -> None:
     @st.fragment(run_every=2.0 if running else None)
     def show() -> None:
+        promote_waiting()
         ended = False
         for jid in ids:
             s = jobs.job_status(jid)

@@ -7,12 +7,16 @@ Units (base scores, FTGD, transfers) are cached one by one; once all units of a
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from taskspace_core.store import Store, make_key
+from taskspace_core.store import Store, canonical, make_key
+
+if TYPE_CHECKING:
+    from taskspace_core.tasks import TaskSet
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,32 @@ class SpaceResult:
         return [lv for lv in ("category", "field", *tags) if all(t.level(lv) for t in self.tasks)]
 
 
-def space_key(fingerprint: str, revision: str | None, taskset_hash: str, config_hash: str) -> str:
-    return make_key("space", fingerprint=fingerprint, revision=revision, tasks=taskset_hash, config=config_hash)
+def shown_hash(taskset: TaskSet) -> str:
+    """Hash of everything the views show of a task set: the set name and, per task, its pairs,
+    name, category, field, description and tags. Two uploads of the same pairs with other
+    tags or another set name get different spaces; their units (keyed by
+    :meth:`Task.content_hash`) are still shared."""
+    parts = [taskset.name] + [
+        [t.content_hash(), t.name, t.category, t.field, t.description, sorted(t.tag_dict.items())] for t in taskset
+    ]
+    return hashlib.sha256(canonical(parts).encode()).hexdigest()[:20]
+
+
+def space_key(
+    fingerprint: str,
+    revision: str | None,
+    taskset_hash: str,
+    config_hash: str,
+    series: str = "",
+    size_label: str = "",
+    step: int | None = None,
+) -> str:
+    """Key of an assembled space; ``taskset_hash`` should be :func:`shown_hash`, and the
+    series and the model's place in it are part of the key because the views show them."""
+    shown = {"series": series, "size": size_label, "step": step} if (series or size_label or step is not None) else {}
+    return make_key(
+        "space", fingerprint=fingerprint, revision=revision, tasks=taskset_hash, config=config_hash, **shown
+    )
 
 
 def save_space(store: Store, key: str, space: SpaceResult) -> None:

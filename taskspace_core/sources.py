@@ -3,7 +3,8 @@
 - ``builtin`` or ``builtin:p1,p2``      the project's own paradigm suite
 - ``blimp:/dir`` or ``blimp:/dir:p1,p2`` BLiMP's original *.jsonl files in a directory
 - ``hub:blimp`` or ``hub:blimp:p1,p2``  BLiMP from the Hugging Face hub (online only)
-- ``set:<name>``                        a task set saved from the app (``<cache>/tasksets/<name>.csv``)
+- ``set:<name>`` or ``set:<name>@vN``   a task set saved from the app (latest or a given version,
+                                        see :mod:`taskspace_core.tasksets`)
 - ``file:/path.csv`` or a bare path     a user's CSV / TSV / JSONL of minimal pairs
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskspace_core.paths import tasksets_dir
 from taskspace_core.tasks import TaskError, TaskSet, load_blimp_dir, load_blimp_hub
 
 PAIR_FILE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson")
@@ -43,11 +43,12 @@ def load_tasks(spec: str) -> TaskSet:
             raise TaskError(f"hub task source '{dataset}' is not known; use hub:blimp")
         return load_blimp_hub(_names(names))
     if kind == "set":
-        path = tasksets_dir() / f"{rest}.csv"
-        if not rest or not path.exists():
-            have = sorted(p.stem for p in tasksets_dir().glob("*.csv")) if tasksets_dir().exists() else []
-            raise TaskError(f"no saved task set '{rest}'; saved sets: {', '.join(have) or 'none'}")
-        return _load_file(path, rest)
+        from taskspace_core import tasksets
+
+        saved = tasksets.resolve(rest) if rest else None
+        if saved is None:
+            raise TaskError(f"no saved task set '{rest}'; saved sets: {', '.join(tasksets.list_sets()) or 'none'}")
+        return _load_file(saved.path, saved.name)
     if kind == "file" or spec.lower().endswith(PAIR_FILE_SUFFIXES):
         path = Path(rest if kind == "file" else spec)
         return _load_file(path, path.stem)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from taskspace_core import jobs
+from precompute import jobs
 from tests.fixtures_spaces import prefill_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +158,22 @@ def test_pairs_page_paradigm_editor(cache: Path) -> None:
     assert at.error and "could not be generated" in at.error[0].value
 
 
+def test_pairs_page_save_conflict_asks_for_new_name_or_replace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    at = ok(page("pairs"))
+    at.button(key="paradigm_preview").click().run()
+    at.button(key="para_save").click().run()
+    name = at.text_input(key="para_name").value
+    assert any(f"`{name}`" in s.value for s in ok(at).success)
+    at.number_input(key="paradigm_n").set_value(20).run()
+    at.button(key="paradigm_preview").click().run()
+    at.button(key="para_save").click().run()  # same name, other pairs
+    assert "choose a new name or replace" in ok(at).warning[0].value and not at.success
+    at.button(key="para_replace").click().run()
+    assert any(f"`{name}@v2`" in s.value for s in ok(at).success)
+    assert sorted(p.name for p in (tmp_path / "tasksets").glob("*.csv")) == [f"{name}.csv", f"{name}@v2.csv"]
+
+
 def test_run_page_refuses_remote_code_and_starts_a_job(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,7 +251,7 @@ def test_app_never_imports_torch() -> None:
         "taskspace_app.validation",
         "taskspace_core.plots",
         "taskspace_core.spaces",
-        "taskspace_core.jobs",
+        "precompute.jobs",
         "taskspace_core.pairfiles",
         "taskspace_core.builtin",
         "taskspace_core.results",

@@ -206,13 +206,13 @@ def test_an_upload_is_parsed_once_per_content(monkeypatch: pytest.MonkeyPatch) -
 def test_runner_error_with_markdown_is_shown_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from taskspace_core import jobs
+    from precompute import jobs
 
-    monkeypatch.setattr(jobs, "log_tail", lambda jid: "")
+    monkeypatch.setattr(jobs, "log_tail", lambda jid, **kw: "")
 
     def script() -> None:
         from taskspace_app import ui
-        from taskspace_core.jobs import JobStatus
+        from precompute.jobs import JobStatus
 
         msg = "TaskError: task '![](http://host/x)' has <b>no</b> pairs"
         ui.job_card(JobStatus(id="j1", name="[set](http://host/y)", state="failed", message=msg), "k")

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from taskspace_core import jobs
+from precompute import jobs
+from taskspace_app.auth import User
+
+ALICE = User("alice", is_admin=False)
 
 # a stand-in runner: writes progress like precompute, handles SIGTERM as "cancelled"
 FAKE_RUNNER = r"""
@@ -57,50 +60,54 @@ def test_job_id_is_canonical() -> None:
     a = {"name": "x", "methods": ["transfer"], "probe": {"n_tune": 1, "n_eval": 2}}
     b = {"probe": {"n_eval": 2, "n_tune": 1}, "methods": ["transfer"], "name": "x"}
     assert jobs.job_id(a) == jobs.job_id(b)
-    assert jobs.job_id(a) != jobs.job_id({**a, "name": "y"})
+    # the run name is not content: the same plan under another name joins the same job
+    assert jobs.job_id(a) == jobs.job_id({**a, "name": "y"})
+    assert jobs.job_id(a) != jobs.job_id({**a, "methods": ["gradient"]})
 
 
 def test_run_to_done_and_join(tmp_path: Path, fake: list[str]) -> None:
-    status, joined = jobs.start_job(CONFIG, tmp_path, command=[*fake, "8", "ok"])
+    status, joined = jobs.start_job(CONFIG, tmp_path, command=[*fake, "8", "ok"], user=ALICE)
     assert not joined
-    again, joined2 = jobs.start_job(CONFIG, tmp_path, command=[*fake, "8", "ok"])
+    again, joined2 = jobs.start_job(CONFIG, tmp_path, command=[*fake, "8", "ok"], user=ALICE)
     assert joined2 and again.id == status.id  # a second click joins the running job
     d = Path(status.directory)
     assert (d / "config.yaml").exists() and (d / "pid").exists()
     done = _wait(status.id, tmp_path, ("done",))
     assert done.done == 8 and done.total == 8 and done.returncode == 0
-    assert "unit 7" in jobs.log_tail(status.id, tmp_path)
+    assert "unit 7" in jobs.log_tail(status.id, tmp_path, user=ALICE)
     assert [s.id for s in jobs.list_jobs(tmp_path)] == [status.id]
     assert jobs.load_config(status.id, tmp_path)["name"] == "test"
 
 
 def test_cancel(tmp_path: Path, fake: list[str]) -> None:
-    status, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "200", "ok"])
+    status, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "200", "ok"], user=ALICE)
     _wait(status.id, tmp_path, ("running",))
-    assert jobs.cancel_job(status.id, tmp_path)
+    assert jobs.cancel_job(status.id, tmp_path, user=ALICE)
     s = _wait(status.id, tmp_path, ("cancelled",))
     assert not s.alive
-    assert not jobs.cancel_job(status.id, tmp_path)  # nothing left to cancel
+    assert not jobs.cancel_job(status.id, tmp_path, user=ALICE)  # nothing left to cancel
 
 
 def test_failure_shows_message_and_log(tmp_path: Path, fake: list[str]) -> None:
-    status, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "4", "fail"])
+    status, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "4", "fail"], user=ALICE)
     s = _wait(status.id, tmp_path, ("failed",))
     assert s.returncode == 2
     assert "exit code 2" in s.message and "something broke" in s.message
-    assert "Traceback" in jobs.log_tail(status.id, tmp_path)
+    assert "Traceback" in jobs.log_tail(status.id, tmp_path, user=ALICE)
 
 
 def test_runner_crash_before_progress(tmp_path: Path) -> None:
-    status, _ = jobs.start_job(CONFIG, tmp_path, command=[sys.executable, "-c", "raise SystemExit('bad config')"])
+    status, _ = jobs.start_job(
+        CONFIG, tmp_path, command=[sys.executable, "-c", "raise SystemExit('bad config')"], user=ALICE
+    )
     s = _wait(status.id, tmp_path, ("failed",))
     assert "bad config" in s.message
 
 
 def test_restart_after_finish(tmp_path: Path, fake: list[str]) -> None:
-    first, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "2", "ok"])
+    first, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "2", "ok"], user=ALICE)
     _wait(first.id, tmp_path, ("done",))
-    second, joined = jobs.start_job(CONFIG, tmp_path, command=[*fake, "2", "ok"])
+    second, joined = jobs.start_job(CONFIG, tmp_path, command=[*fake, "2", "ok"], user=ALICE)
     assert not joined and second.id == first.id
     _wait(second.id, tmp_path, ("done",))
     assert (Path(second.directory) / "log.prev.txt").exists()
@@ -113,11 +120,11 @@ def test_status_of_missing_job(tmp_path: Path) -> None:
 
 def test_job_survives_without_parent_handle(tmp_path: Path, fake: list[str]) -> None:
     """Status comes from the pid file and progress file, not from the Popen handle (page reloads)."""
-    status, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "30", "ok"])
+    status, _ = jobs.start_job(CONFIG, tmp_path, command=[*fake, "30", "ok"], user=ALICE)
     jobs._CHILDREN.clear()  # as after a server restart: no handle on the process
     s = _wait(status.id, tmp_path, ("running",))
     assert s.alive
-    jobs.cancel_job(status.id, tmp_path)
+    jobs.cancel_job(status.id, tmp_path, user=ALICE)
     _wait(status.id, tmp_path, ("cancelled",))
 
 

@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from precompute import jobs
 from taskspace_app import data, ui
-from taskspace_core import jobs
+from taskspace_app.auth import current_user
 
 DEFAULT_CONFIG = jobs.REPO_ROOT / "configs" / "default.yaml"
 
@@ -45,7 +46,7 @@ def default_run_box() -> None:
         jid = jobs.job_id(cfg)
         if st.button("Run the default analysis", type="primary", key="run_default", icon=":material/play_arrow:"):
             try:
-                status, joined = jobs.start_job(cfg)
+                status, joined = jobs.start_job(cfg, user=current_user())
                 st.toast("joined the running default job" if joined else "default analysis started")
             except (OSError, jobs.JobError) as exc:
                 st.error(f"Could not start the job: {ui.md(str(exc))}")

@@ -10,24 +10,23 @@ import streamlit as st
 
 from taskspace_app import data, ui
 from taskspace_app.validation import check_set_name, read_upload
+from taskspace_core import tasksets
 from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES
-from taskspace_core.pairfiles import write_pair_file
-from taskspace_core.paths import tasksets_dir
 from taskspace_core.tasks import Task, TaskError, TaskSet
 
-TEMPLATE = """- name: my_reflexive_gender
-  category: anaphor_agreement
-  field: morphology
-  description: A reflexive object must match the gender of a gendered common-noun subject.
-  change: substitute
-  slots:
-    d: [the, this, that, a]
-    n: {from: noun, where: {gender: [m, f]}}
-    v: {from: verb, where: {classes: refl}}
-    refl: {from: reflexive, where: {gender: $n.gender, num: sg}}
-    wrong: {from: reflexive, where: {gender: "!$n.gender", num: sg}}
-  good: "{d} {n.sg} {v.past} {refl}."
-  bad: "{d} {n.sg} {v.past} {wrong}."
+TEMPLATE = """name: my_reflexive_gender
+category: anaphor_agreement
+field: morphology
+description: A reflexive object must match the gender of a gendered common-noun subject.
+change: substitute
+slots:
+  d: [the, this, that, a]
+  n: {from: noun, where: {gender: [m, f]}}
+  v: {from: verb, where: {classes: refl}}
+  refl: {from: reflexive, where: {gender: $n.gender, num: sg}}
+  wrong: {from: reflexive, where: {gender: "!$n.gender", num: sg}}
+good: "{d} {n.sg} {v.past} {refl}."
+bad: "{d} {n.sg} {v.past} {wrong}."
 """
 
 
@@ -60,25 +59,39 @@ def preview(ts: TaskSet, limit: int = 200) -> None:
 
 
 def save_box(ts: TaskSet, key: str, default_name: str) -> None:
-    """Name and save a task set as ``<cache>/tasksets/<name>.csv``, then offer to send it to Run."""
+    """Name and save a task set (``<cache>/tasksets/``), then offer to send it to Run.
+
+    An existing name with other pairs is never overwritten: the user chooses a new name
+    or replaces it, which saves a new version and keeps the old one."""
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     name = c1.text_input("Save as task set named", value=default_name, key=f"{key}_name")
     err = check_set_name(name)
     if err:
         c1.caption(err)
     if c2.button("Save", key=f"{key}_save", icon=":material/save:", disabled=err is not None):
-        target = tasksets_dir(data.cache_path()) / f"{name}.csv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            write_pair_file(TaskSet(name, ts.tasks), target)
-            st.session_state["pairs_saved"] = name
-        except (TaskError, OSError) as exc:
-            st.error(f"Could not save: {ui.md(str(exc))}")
+        _save(ts, name, replace=False)
+    conflict = st.session_state.get("pairs_conflict")
+    if conflict and conflict[0] == name:
+        st.warning(f"{ui.md(conflict[1])}.")
+        if st.button(f"Replace '{name}' (keeps the old version)", key=f"{key}_replace", icon=":material/sync:"):
+            _save(ts, name, replace=True)
     saved = st.session_state.get("pairs_saved")
     if saved:
         st.success(f"Saved as task set `{saved}` (task source `set:{saved}`).")
         if st.button("Use it on the Run page", key=f"{key}_send", icon=":material/play_arrow:"):
-            st.switch_page("taskspace_app/views/run.py", query_params={"sets": saved})
+            base = saved.partition("@")[0]  # Run lists each set once and starts its latest version
+            st.switch_page("taskspace_app/views/run.py", query_params={"sets": base})
+
+
+def _save(ts: TaskSet, name: str, replace: bool) -> None:
+    st.session_state.pop("pairs_conflict", None)
+    st.session_state.pop("pairs_saved", None)
+    try:
+        st.session_state["pairs_saved"] = tasksets.save(ts, name, data.cache_path(), replace=replace).name
+    except tasksets.TaskSetConflict as exc:
+        st.session_state["pairs_conflict"] = (name, str(exc))
+    except (TaskError, OSError) as exc:
+        st.error(f"Could not save: {ui.md(str(exc))}")
 
 
 st.title("Your pairs")

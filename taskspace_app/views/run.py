@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from precompute import jobs
 from taskspace_app import data, ui
+from taskspace_app.auth import current_user
 from taskspace_app.validation import check_local_dir, check_model_name, check_revision
-from taskspace_core import jobs
-from taskspace_core.paths import tasksets_dir
+from taskspace_core import tasksets
 
 # model suites: (name, size label) x steps; revision "step{N}" as Pythia names its checkpoints
 SUITES = {
@@ -87,8 +88,7 @@ if builtin_names:
         tasks.append("builtin:" + ",".join(chosen))
 else:
     st.caption(f"Built-in suite unavailable: {ui.md(builtin_err[:200])}")
-set_dir = tasksets_dir(data.cache_path())
-saved = sorted(p.stem for p in set_dir.glob("*.csv")) if set_dir.is_dir() else []
+saved = tasksets.list_sets(data.cache_path())
 if saved:
     tasks += [f"set:{s}" for s in ui.bound_multi("Your saved task sets", saved, "sets", [])]
 c1, c2 = st.columns(2)
@@ -174,8 +174,11 @@ else:
                 st.dataframe(pd.DataFrame(by_type).T, width="stretch")
     if c2.button("Start", type="primary", key="start", icon=":material/play_arrow:"):
         try:
-            status, joined = jobs.start_job(config)
-            st.toast("joined the job already running this plan" if joined else "job started")
+            got = st.session_state.get("run_plan")
+            eta = got[1].get("estimated_seconds") if got and got[0] == jid else None
+            status, joined = jobs.start_job(config, user=current_user(), eta_s=eta)
+            queued = f"queued ({ui.queue_text(status)})" if status.state == "queued" else "started"
+            st.toast("joined the job already running or waiting for this plan" if joined else f"job {queued}")
         except (OSError, jobs.JobError) as exc:
             st.error(f"Could not start: {ui.md(str(exc))}")
 

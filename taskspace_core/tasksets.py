@@ -1,0 +1,140 @@
+"""Task sets saved from the app: ``<cache>/tasksets/<name>.csv``, versioned, never overwritten.
+
+The first save of a name writes ``<name>.csv`` (version 1); replacing it writes
+``<name>@v2.csv``, ``<name>@v3.csv``... and keeps every older version, so a job that
+pinned a version (``set:<name>@v2``) always reads the content it was started with.
+``set:<name>`` means the latest version. Files appear atomically and are never replaced:
+each is written to a temporary file and then hard-linked under its final name, which
+fails if that name already exists (two saves at once cannot overwrite each other).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskspace_core.paths import tasksets_dir
+from taskspace_core.tasks import TaskError, TaskSet
+
+_VERSIONED = re.compile(r"^(?P<base>.+)@v(?P<n>[0-9]+)$")
+
+
+class TaskSetConflict(TaskError):
+    """A saved set of this name exists with different content."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(
+            f"a task set named '{name}' already exists (version {version}) with different pairs: "
+            "choose a new name or replace it (replacing keeps the old version)"
+        )
+        self.name = name
+        self.version = version
+
+
+@dataclass(frozen=True)
+class SavedSet:
+    """One version of a saved set; ``name`` is what ``set:`` takes and results show."""
+
+    base: str
+    version: int
+    path: Path
+    created: bool = False  # False when an identical latest version was already there
+
+    @property
+    def name(self) -> str:
+        return self.base if self.version == 1 else f"{self.base}@v{self.version}"
+
+    @property
+    def pinned(self) -> str:
+        """The name of exactly this version, also for version 1 (``set:<pinned>`` never changes)."""
+        return f"{self.base}@v{self.version}"
+
+
+def _path(base: str, version: int, cache: str | Path | None) -> Path:
+    return tasksets_dir(cache) / (f"{base}.csv" if version == 1 else f"{base}@v{version}.csv")
+
+
+def versions(base: str, cache: str | Path | None = None) -> list[SavedSet]:
+    """Every saved version of ``base``, oldest first."""
+    d = tasksets_dir(cache)
+    found = []
+    if (d / f"{base}.csv").is_file():
+        found.append(SavedSet(base, 1, d / f"{base}.csv"))
+    for p in d.glob(f"{glob_escape(base)}@v*.csv") if d.is_dir() else ():
+        m = _VERSIONED.match(p.stem)
+        if m and m["base"] == base:
+            found.append(SavedSet(base, int(m["n"]), p))
+    return sorted(found, key=lambda s: s.version)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", text)
+
+
+def resolve(name: str, cache: str | Path | None = None) -> SavedSet | None:
+    """The version ``name`` means: ``base@vN`` that version, a bare base the latest."""
+    m = _VERSIONED.match(name)
+    if m:
+        wanted = SavedSet(m["base"], int(m["n"]), _path(m["base"], int(m["n"]), cache))
+        return wanted if wanted.path.is_file() else None
+    have = versions(name, cache)
+    return have[-1] if have else None
+
+
+def list_sets(cache: str | Path | None = None) -> list[str]:
+    """Base names of the saved sets (each stands for its latest version)."""
+    d = tasksets_dir(cache)
+    if not d.is_dir():
+        return []
+    return sorted({(m["base"] if (m := _VERSIONED.match(p.stem)) else p.stem) for p in d.glob("*.csv")})
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:20]
+
+
+def save(ts: TaskSet, name: str, cache: str | Path | None = None, replace: bool = False) -> SavedSet:
+    """Save ``ts`` as ``name``: a new set, the same content again (a no-op), or with
+    ``replace`` a new version. Different content under an existing name without ``replace``
+    raises :class:`TaskSetConflict`."""
+    from taskspace_core.pairfiles import write_pair_file
+
+    d = tasksets_dir(cache)
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=d, prefix=".saving-", suffix=".csv")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write_pair_file(TaskSet(name, ts.tasks), tmp)
+        while True:
+            have = versions(name, cache)
+            if have and file_hash(have[-1].path) == file_hash(tmp):
+                return have[-1]
+            if have and not replace:
+                raise TaskSetConflict(name, have[-1].version)
+            version = have[-1].version + 1 if have else 1
+            with contextlib.suppress(FileExistsError):  # another save took this version: look again
+                _publish(tmp, _path(name, version, cache))
+                return SavedSet(name, version, _path(name, version, cache), created=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Give ``tmp``'s finished content the name ``target``, never replacing an existing file."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system: reserve the name, then swap the content in
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        os.replace(tmp, target)

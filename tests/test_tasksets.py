@@ -1,0 +1,74 @@
+"""Saved task sets: atomic, never silently overwritten, versioned; jobs pin the version they start with."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from precompute import jobs
+from taskspace_core import tasksets
+from taskspace_core.sources import load_tasks
+from taskspace_core.tasks import MinimalPair, Task, TaskSet
+
+
+def taskset(*goods: str, tag: str = "") -> TaskSet:
+    pairs = tuple(MinimalPair(g, g + " not") for g in goods)
+    return TaskSet("x", (Task("t", pairs, category="c", tags=(("kind", tag),) if tag else ()),))
+
+
+def test_conflict_replace_and_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    first = tasksets.save(taskset("a b", "c d"), "mine")
+    assert first.created and first.name == "mine" and first.path == tmp_path / "tasksets" / "mine.csv"
+    v1_bytes = first.path.read_bytes()
+    same = tasksets.save(taskset("a b", "c d"), "mine")  # the same content again: no new version
+    assert not same.created and same.version == 1
+    with pytest.raises(tasksets.TaskSetConflict, match="choose a new name or replace"):
+        tasksets.save(taskset("a b", "c d", tag="other"), "mine")  # other tags are other content
+    assert first.path.read_bytes() == v1_bytes
+    second = tasksets.save(taskset("e f"), "mine", replace=True)
+    assert second.created and second.name == "mine@v2"
+    assert first.path.read_bytes() == v1_bytes  # the old version is kept
+    assert tasksets.list_sets() == ["mine"]
+    assert [p.pairs[0].good for p in load_tasks("set:mine")] == ["e f"]  # the latest version
+    assert load_tasks("set:mine").name == "mine@v2"  # results show which version they were computed on
+    old = load_tasks("set:mine@v1")
+    assert old.name == "mine" and sorted(p.good for p in old["t"].pairs) == ["a b", "c d"]
+    assert not list((tmp_path / "tasksets").glob(".saving-*"))  # no temporary file left behind
+
+
+def test_concurrent_saves_never_overwrite(tmp_path: Path) -> None:
+    barrier = threading.Barrier(4)
+    outcome: dict[int, str] = {}
+
+    def save(i: int) -> None:
+        barrier.wait()
+        try:
+            tasksets.save(taskset(f"s{i} a"), "race", tmp_path)
+            outcome[i] = "saved"
+        except tasksets.TaskSetConflict:
+            outcome[i] = "conflict"
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, o in outcome.items() if o == "saved"]
+    assert len(winners) == 1 and len(outcome) == 4
+    assert load_tasks(f"file:{tmp_path / 'tasksets' / 'race.csv'}")["t"].pairs[0].good == f"s{winners[0]} a"
+
+
+def test_jobs_are_identified_by_the_content_of_a_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    config = {"name": "r", "models": [{"name": "m"}], "tasks": ["set:mine"], "methods": ["transfer"]}
+    tasksets.save(taskset("a b"), "mine")
+    before = jobs.job_id(config)
+    pinned = jobs.resolve_config(config)
+    assert pinned["tasks"] == ["set:mine@v1"]
+    tasksets.save(taskset("c d"), "mine", replace=True)
+    assert jobs.job_id(config) != before  # same string, new content: another job
+    assert jobs.job_id(pinned) == before
+    assert load_tasks(pinned["tasks"][0])["t"].pairs[0].good == "a b"  # a queued job keeps its content
