@@ -10,7 +10,7 @@ import sys
 from taskspace_core.models import ModelError
 from taskspace_core.tasks import TaskError
 
-COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain")
+COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain", "cmd_users")
 
 
 def build_parser() -> argparse.ArgumentParser:

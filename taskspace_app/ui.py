@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from taskspace_app import data
+from taskspace_app import auth, data
 from taskspace_core import jobs
 from taskspace_core.pairfiles import safe_csv_cell
 
@@ -301,7 +301,7 @@ def job_card(status: jobs.JobStatus, key: str) -> None:
                 st.caption(" · ".join(f"{_md(t)}: {d}/{n}" for t, (d, n) in status.by_type.items()))
             if status.message:
                 st.caption(_md(status.message))
-            if st.button("Cancel", key=f"cancel_{key}_{status.id}"):
+            if st.button("Cancel", key=f"cancel_{key}_{status.id}", disabled=not auth.may_work()):
                 jobs.cancel_job(status.id)
                 st.toast("cancel requested")
         elif status.state == "failed":

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from taskspace_app import data, ui
+from taskspace_app import auth, data, ui
 from taskspace_core import jobs
 
 DEFAULT_CONFIG = jobs.REPO_ROOT / "configs" / "default.yaml"
@@ -43,7 +43,9 @@ def default_run_box() -> None:
             st.warning(f"The default config `{DEFAULT_CONFIG.name}` is missing or unreadable; use the Run page.")
             return
         jid = jobs.job_id(cfg)
-        if st.button("Run the default analysis", type="primary", key="run_default", icon=":material/play_arrow:"):
+        if auth.require_login("start work") and st.button(
+            "Run the default analysis", type="primary", key="run_default", icon=":material/play_arrow:"
+        ):
             try:
                 status, joined = jobs.start_job(cfg)
                 st.toast("joined the running default job" if joined else "default analysis started")

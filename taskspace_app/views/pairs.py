@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import data, ui
+from taskspace_app import auth, data, ui
 from taskspace_app.validation import check_set_name
 from taskspace_core.pairfiles import read_pair_file, write_pair_file
 from taskspace_core.tasks import Task, TaskError, TaskSet
@@ -64,7 +64,7 @@ def save_box(ts: TaskSet, key: str, default_name: str) -> None:
     err = check_set_name(name)
     if err:
         c1.caption(err)
-    if c2.button("Save", key=f"{key}_save", icon=":material/save:", disabled=err is not None):
+    if c2.button("Save", key=f"{key}_save", icon=":material/save:", disabled=err is not None or not auth.may_work()):
         target = Path(data.cache_path()) / "tasksets" / f"{name}.csv"
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -88,7 +88,9 @@ with tab_up:
         "`category`, `field`, `description`; any other column is a tag (a hypothesis level). "
         "Formats: CSV, TSV, JSONL. Rows are numbered as in a spreadsheet (the header is row 1)."
     )
-    up = st.file_uploader("Minimal pairs", type=["csv", "tsv", "tab", "jsonl", "ndjson"], key="pairs_upload")
+    up = None
+    if auth.require_login("upload pairs"):
+        up = st.file_uploader("Minimal pairs", type=["csv", "tsv", "tab", "jsonl", "ndjson"], key="pairs_upload")
     if up is not None:
         ts, report = read_pair_file(up.getvalue(), filename=up.name)
         st.caption(
