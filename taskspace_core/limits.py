@@ -43,6 +43,7 @@ from taskspace_core.paths import cache_dir
 ENV_FILE = "TASKSPACE_LIMITS"
 _HEADER_MAX = 100 * 2**20  # a safetensors header is JSON; a bigger one is not a model we load
 _CTX_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length", "max_sequence_length")
+_SOURCES = {"safetensors": "safetensors header", "config": "estimated from config.json", "declared": "declared size"}
 _OFFLINE_PARAMS = 134_515_008  # SmolLM2-135M (tied embedding), when its folder is not converted yet
 
 
@@ -208,7 +209,7 @@ def _hub_cached(repo: str, filename: str, revision: str | None) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        got = try_to_load_from_cache(repo, filename, revision=revision)
+        got = try_to_load_from_cache(repo, filename, revision=revision, cache_dir=os.environ.get("HF_HUB_CACHE"))
     except (ValueError, OSError):
         return None
     return got if isinstance(got, str) else None
@@ -260,7 +261,7 @@ def check_models(models: Iterable[tuple[str, str | None]], kind: str, server: bo
                     f"({allowlist.ENV_FILE}: models: - {{name: {name}, params: ...}}) or pre-downloads the model"
                 )
         elif facts.params > lim.max_model_params:
-            detail = f"model {label} has {facts.params:.3g} parameters (from its {facts.source})"
+            detail = f"model {label} has {facts.params:.3g} parameters ({_SOURCES[facts.source]})"
             errors.append(refusal("max_model_params", kind, detail, lim.max_model_params))
     return errors, contexts
 
