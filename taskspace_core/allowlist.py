@@ -77,16 +77,20 @@ def _entry(i: int, item: object, path: str) -> tuple[str, float | None]:
     raise AllowlistError(f"{path}: models[{i}] must be a name or {{name: ..., params: ...}}")
 
 
+def read_mapping(path: str, what: str, env: str, error: type[ValueError]) -> dict:
+    """An admin's YAML file that must hold a mapping; ``error`` names the file and its env var."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise error(f"cannot read the {what} {path} ({env}): {e}") from e
+    if not isinstance(raw, dict):
+        raise error(f"{path} ({env}): the {what} must be a mapping")
+    return raw
+
+
 @lru_cache(maxsize=8)
 def _parse(path: str, mtime_ns: int, extra_roots: str) -> Allowlist:
-    raw: dict = {}
-    if path:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise AllowlistError(f"cannot read the allow-list {path} ({ENV_FILE}): {e}") from e
-        if not isinstance(raw, dict):
-            raise AllowlistError(f"{path}: the allow-list must be a mapping (models:, model_roots:, data_roots:)")
+    raw = read_mapping(path, "allow-list", ENV_FILE, AllowlistError) if path else {}
     hubs, dirs, declared = set(), [], {}
     for i, item in enumerate(raw.get("models") or []):
         name, params = _entry(i, item, path)

@@ -35,8 +35,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from taskspace_core import allowlist
 from taskspace_core.paths import cache_dir
 
@@ -105,12 +103,7 @@ def load_limits(kind: str = "gpu") -> Limits:
     path = os.environ.get(ENV_FILE, "").strip()
     if not path:
         return base
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise LimitError(f"cannot read the limits file {path} ({ENV_FILE}): {e}") from e
-    if not isinstance(raw, dict):
-        raise LimitError(f"{path}: the limits file must be a mapping of limit: value")
+    raw = allowlist.read_mapping(path, "limits file", ENV_FILE, LimitError)
     _check_keys(raw, path)
     sub = raw.get(kind) or {}
     if not isinstance(sub, dict):

@@ -8,6 +8,7 @@ page the server renders.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -63,9 +64,9 @@ def serving(argv: list[str], tmp: Path, **env: str) -> Iterator[int]:
         yield port
     finally:
         proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
 
 
