@@ -66,14 +66,34 @@ def _dirs(raw: object, where: str) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser().resolve() for p in raw if p.strip())
 
 
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+
+
+def parse_count(value: object) -> float | None:
+    """A positive count written as 1400000000, 1.4e9, "1.4e9" (YAML reads that as text) or "1.4B"; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value > 0 else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().lower().replace("_", "")
+    scale = _SUFFIX.get(text[-1], 1.0)
+    try:
+        got = float(text[:-1] if scale != 1.0 else text) * scale
+    except ValueError:
+        return None
+    return got if got > 0 and got != float("inf") else None
+
+
 def _entry(i: int, item: object, path: str) -> tuple[str, float | None]:
     if isinstance(item, str):
         return item.strip(), None
     if isinstance(item, dict) and isinstance(item.get("name"), str):
         params = item.get("params")
-        if params is not None and not isinstance(params, (int, float)):
-            raise AllowlistError(f"{path}: models[{i}].params must be a number of parameters, e.g. 1.4e9")
-        return item["name"].strip(), (float(params) if params is not None else None)
+        if params is not None and parse_count(params) is None:
+            raise AllowlistError(f"{path}: models[{i}].params must be a number of parameters, e.g. 1.4e9 or 1.4B")
+        return item["name"].strip(), parse_count(params)
     raise AllowlistError(f"{path}: models[{i}] must be a name or {{name: ..., params: ...}}")
 
 
@@ -134,7 +154,10 @@ def check_data_path(path: str, what: str = "folder", server: bool | None = None)
     """In server mode a BLiMP folder or pair file must lie under a data root; the same reply for any other path."""
     if not (env_server_mode() if server is None else server):
         return None
-    roots = load_allowlist().data_roots
+    try:
+        roots = load_allowlist().data_roots
+    except AllowlistError as e:
+        return str(e)
     real = resolve_user_path(path)
     if real is not None and _inside(real, roots):
         return None
@@ -192,7 +215,10 @@ def check_model(name: str, server: bool | None = None) -> str | None:
         return "a model name has no spaces or control characters"
     if name == OFFLINE_DEFAULT:
         return None
-    al = load_allowlist() if server else Allowlist()
+    try:
+        al = load_allowlist() if server else Allowlist()
+    except AllowlistError as e:
+        return str(e)
     if is_local_name(name, server):
         if server and (err := _folder_refusal(name, al)):
             return err

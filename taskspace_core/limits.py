@@ -93,8 +93,8 @@ def _check_keys(raw: dict, where: str) -> None:
     if bad:
         raise LimitError(f"{where}: unknown limit(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
     for k, v in raw.items():
-        if k in known and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
-            raise LimitError(f"{where}: {k} must be a positive number")
+        if k in known and allowlist.parse_count(v) is None:
+            raise LimitError(f"{where}: {k} must be a positive number (e.g. 300, 3e9, 3B)")
 
 
 def load_limits(kind: str = "gpu") -> Limits:
@@ -111,7 +111,7 @@ def load_limits(kind: str = "gpu") -> Limits:
     _check_keys(sub, f"{path}: {kind}")
     over = {k: v for k, v in {**raw, **sub}.items() if k not in ("gpu", "cpu")}
     cast = {f.name: (int if f.type in (int, "int") else float) for f in fields(Limits)}
-    return replace(base, **{k: cast[k](v) for k, v in over.items()})
+    return replace(base, **{k: cast[k](allowlist.parse_count(v)) for k, v in over.items()})
 
 
 def limits_table(kind: str) -> dict[str, float]:
@@ -238,12 +238,15 @@ def model_facts(name: str, revision: str | None = None) -> ModelFacts:
 
 
 def check_models(models: Iterable[tuple[str, str | None]], kind: str, server: bool) -> tuple[list[str], list[int]]:
-    """Refusals for ``(name, revision)`` models and the context windows that are known."""
+    """Refusals for ``(name, revision)`` models (allow-list in server mode, size) and their known context windows."""
     lim = load_limits(kind)
     errors, contexts = [], []
     for name, rev in models:
-        facts = model_facts(name, rev)
         label = f"{name}@{rev}" if rev else name
+        if server and (why := allowlist.check_model(name, True)):
+            errors.append(f"model {label}: {why}")
+            continue
+        facts = model_facts(name, rev)
         if facts.context:
             contexts.append(facts.context)
         if facts.params is None:
@@ -305,11 +308,7 @@ def check_plan(cfg: Any, tasks: Sequence[Any], server: bool | None = None) -> No
     server = allowlist.env_server_mode() if server is None else server
     specs = [m.spec for m in cfg.models]
     kind = device_kind(specs[0].device if specs else "auto")
-    errors = []
-    if server:
-        errors += [f"model {s.name_or_path}: {e}" for s in specs if (e := allowlist.check_model(s.name_or_path, True))]
-    model_errors, contexts = check_models(dict.fromkeys((s.name_or_path, s.revision) for s in specs), kind, server)
-    errors += model_errors
+    errors, contexts = check_models(dict.fromkeys((s.name_or_path, s.revision) for s in specs), kind, server)
     transfer = str((cfg.probe or {}).get("transfer", "exact"))
     errors += check_tasks(tasks, len(specs), cfg.methods, transfer, kind)
     if not errors:
@@ -323,4 +322,7 @@ def check_request(raw: dict[str, Any], server: bool) -> list[str]:
     models = [m if isinstance(m, dict) else {"name": str(m)} for m in raw.get("models") or []]
     kind = device_kind(str(raw.get("device", "auto")))
     pairs = dict.fromkeys((str(m.get("name", "")), m.get("revision")) for m in models)
-    return check_models(pairs, kind, server)[0]
+    try:
+        return check_models(pairs, kind, server)[0]
+    except (LimitError, allowlist.AllowlistError) as e:  # a broken admin file: say so on the page
+        return [str(e)]

@@ -229,3 +229,16 @@ def test_bad_limits_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         limits.load_limits("cpu")
     set_limits(tmp_path, monkeypatch, max_tasks=3, gpu={"max_tasks": 7})
     assert (limits.load_limits("cpu").max_tasks, limits.load_limits("gpu").max_tasks) == (3, 7)
+
+
+def test_counts_as_admins_write_them() -> None:
+    assert [allowlist.parse_count(v) for v in (300, 1.4e9, "1.4e9", "7.0e9", "1.4B", "135M", "2_000")] == [
+        300.0,
+        1.4e9,
+        1.4e9,
+        7.0e9,
+        1.4e9,
+        135e6,
+        2000.0,
+    ]
+    assert [allowlist.parse_count(v) for v in (0, -3, True, "lots", "", None, "inf")] == [None] * 7

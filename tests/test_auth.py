@@ -118,3 +118,19 @@ def test_closed_results_need_a_login(server_env: None, user_file: Path, monkeypa
     monkeypatch.setenv("TASKSPACE_OPEN_RESULTS", "0")
     at = app().run()
     assert any("to see this server's results" in i.value for i in at.info) and not at.title
+
+
+def test_run_view_refuses_models_over_the_limits(server_env: None, tmp_path: Path, monkeypatch) -> None:
+    allow = tmp_path / "allow.yaml"
+    allow.write_text("models: [{name: big/declared, params: 7.0e9}]\n")
+    monkeypatch.setenv("TASKSPACE_ALLOWLIST", str(allow))
+    monkeypatch.setenv("TASKSPACE_ALLOW_ANONYMOUS", "1")
+    at = AppTest.from_file(str(ROOT / "taskspace_app/views/run.py"), default_timeout=60).run()
+    assert not errors(at)
+    at.text_input(key="add_name").set_value("big/declared")
+    at.button(key="add_model").click().run()
+    at.button(key="add_suite").click().run()  # a suite skips the name box: the limits still see its models
+    refusal = " ".join(errors(at)).replace("\\", "")  # shown as escaped Markdown
+    assert "big/declared has 7e+09 parameters (declared size)" in refusal and "max_model_params" in refusal
+    assert "EleutherAI/pythia-70m-deduped@step0: 'EleutherAI/pythia-70m-deduped' is not on this server" in refusal
+    assert not [b for b in at.button if b.key == "start"]

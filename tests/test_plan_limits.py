@@ -39,3 +39,14 @@ def test_limits_refuse_before_any_model_loads(cfg: Path, tmp_path: Path, monkeyp
     assert main(["run", "--config", str(cfg), "--dry-run"]) == 2  # load_model would raise AssertionError
     err = capsys.readouterr().err
     assert "15 units" in err and "max_units = 14" in err and "TASKSPACE_LIMITS" in err
+
+
+def test_the_apps_plan_call_never_loads_weights(cfg: Path, tmp_path: Path) -> None:
+    """jobs.plan is what "Show the plan" runs inside a page request: an unknown model stays unloaded."""
+    import yaml
+
+    from taskspace_core import jobs
+
+    plan = jobs.plan(yaml.safe_load(cfg.read_text()), tmp_path / "cache")
+    assert plan["unfingerprinted"] == [str(tmp_path / "model")] and plan["units_cached"] == 0
+    assert not (tmp_path / "cache" / "models" / "fingerprints.json").exists()  # load_model would write it
