@@ -51,6 +51,18 @@ def test_users_cli_stores_only_hashes(user_file: Path) -> None:
     assert (user_file.stat().st_mode & 0o077) == 0  # readable by its owner only
 
 
+def test_users_cli_token_without_a_file(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TASKSPACE_AUTH_FILE", raising=False)
+    assert main(["users", "add", "carol", "--token"]) == 0
+    out = capsys.readouterr()
+    token = out.err.strip().rsplit(" ", 1)[-1]
+    entry = yaml.safe_load(out.out)["users"]["carol"]  # the entry to paste into a user file
+    assert len(token) >= 24 and token not in out.out
+    assert accounts.verify_secret(token, entry["hash"]) and entry["admin"] is False
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    assert main(["users", "add", "dave"]) == 2 and "at least 8" in capsys.readouterr().err
+
+
 @pytest.fixture()
 def server_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path / "cache"))
