@@ -18,6 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/default.yaml")
     p.add_argument("--dry-run", action="store_true", help="print the plan (units total/cached/to do, ETA) and stop")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as one JSON object")
+    p.add_argument(
+        "--no-weights",
+        action="store_true",
+        help="with --dry-run: never load a model to fingerprint it (units of such a model count as not cached)",
+    )
     p.add_argument("--resume", action="store_true", default=True, help="reuse cached units (always on)")
     p.add_argument("--device", default=None, help="override the config's device: auto | cpu | cuda | cuda:N")
     p.add_argument("--progress-file", default=None, help="write progress as JSON here (for the app)")
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, device=args.device)
     store = Store()
     loaded: dict = {}
-    plan = build_plan(cfg, store, loaded)
+    plan = build_plan(cfg, store, loaded, load_weights=not (args.dry_run and args.no_weights))
     summary = plan.summary(store)
     if args.dry_run:
         print(json.dumps(summary) if args.json else "", end="\n" if args.json else "")

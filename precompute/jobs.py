@@ -181,13 +181,15 @@ def runner_command(config_path: Path, progress_path: Path) -> list[str]:
 def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float = 300.0) -> dict[str, Any]:
     """The runner's dry-run plan of ``config`` (units total/cached/to do, estimated seconds).
 
+    Never loads model weights (``--no-weights``): this runs inside a page request.
+
     Raises :class:`JobError` with the runner's last error line when it cannot plan.
     """
     root = Path(cache if cache is not None else cache_dir())
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config.yaml"
         cfg.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        cmd = [sys.executable, "-m", "precompute", "run", "--config", str(cfg), "--dry-run", "--json"]
+        cmd = [sys.executable, "-m", "precompute", "run", "--config", str(cfg), "--dry-run", "--json", "--no-weights"]
         try:
             res = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=runner_env(root)

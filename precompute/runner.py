@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from precompute.config import ModelEntry, RunConfig
+from taskspace_core.limits import check_plan
 from taskspace_core.models import LoadedModel, cached_fingerprint, describe, load_model
 from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, save_space, shown_hash, space_key
 from taskspace_core.sources import load_many
@@ -29,6 +30,7 @@ from taskspace_core.tasks import Task, TaskSet
 UNIT_KINDS = ("base", "ftgd", "transfer", "egrad")
 # Seconds per unit on a 2-core CPU for a SmolLM2-sized model at 48 eval pairs, until measured here.
 DEFAULT_SECONDS = {"base": 2.5, "ftgd": 20.0, "transfer": 2.5, "egrad": 6.0}
+UNKNOWN_FINGERPRINT = "not-fingerprinted-yet"  # a plan made without loading weights
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Plan:
             "units_todo": total - cached,
             "by_type": counts,
             "estimated_seconds": round(est, 1),
+            "unfingerprinted": [mp.entry.spec.label for mp in self.models if mp.fingerprint == UNKNOWN_FINGERPRINT],
         }
 
 
@@ -123,21 +126,30 @@ def _unit_keys(fp: str, entry: ModelEntry, tasks: TaskSet, cfg: RunConfig, pcfg:
     return units
 
 
-def build_plan(cfg: RunConfig, store: Store, loaded_cache: dict[int, LoadedModel] | None = None) -> Plan:
-    """Units of every model with their cache state; loads a model only if its fingerprint is unknown."""
+def build_plan(
+    cfg: RunConfig, store: Store, loaded_cache: dict[int, LoadedModel] | None = None, load_weights: bool = True
+) -> Plan:
+    """Units of every model with their cache state; loads a model only if its fingerprint is unknown.
+
+    ``load_weights=False`` (the app's "Show the plan") never loads one: a model whose
+    fingerprint is not known yet gets a placeholder and counts none of its units as cached.
+    """
     taskset = load_many(cfg.tasks)
+    check_plan(cfg, taskset.tasks)  # resource limits (taskspace_core.limits): before any key or model load
     pcfg = cfg.probe_config()
     config_hash = make_key("cfg", cfg=canonical({"m": cfg.methods, "p": pcfg.key()}))
     models = []
     for i, entry in enumerate(cfg.models):
         fp = cached_fingerprint(entry.spec)
+        if fp is None and not load_weights:
+            fp = UNKNOWN_FINGERPRINT
         if fp is None:
             lm = load_model(entry.spec)
             if loaded_cache is not None:
                 loaded_cache[i] = lm
             fp = lm.fingerprint
         units = _unit_keys(fp, entry, taskset, cfg, pcfg)
-        cached = {u.key for u in units if store.has(u.key)}
+        cached = {u.key for u in units if fp != UNKNOWN_FINGERPRINT and store.has(u.key)}
         skey = space_key(fp, entry.spec.revision, shown_hash(taskset), config_hash, cfg.series, entry.size, entry.step)
         models.append(ModelPlan(entry, fp, units, cached, skey))
     return Plan(cfg, taskset, models)

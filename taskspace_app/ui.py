@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from precompute import jobs
-from taskspace_app import data
+from taskspace_app import auth, data
 from taskspace_app.auth import current_user
 from taskspace_core.pairfiles import safe_csv_frame
 
@@ -304,7 +304,11 @@ def job_card(status: jobs.JobStatus, key: str) -> None:
                 st.caption(" · ".join(f"{_md(t)}: {d}/{n}" for t, (d, n) in status.by_type.items()))
             if status.message:
                 st.caption(_md(status.message))
-        if not status.final and mine and st.button("Cancel", key=f"cancel_{key}_{status.id}"):
+        if (
+            not status.final
+            and mine
+            and st.button("Cancel", key=f"cancel_{key}_{status.id}", disabled=not auth.may_work())
+        ):
             try:
                 jobs.cancel_job(status.id, user=user)
                 st.toast("cancel requested")

@@ -1,9 +1,14 @@
-"""Checks on what a user types into the Run page (model names, paths, set names); no Streamlit."""
+"""Checks on what a user types into the Run page (model names, paths, set names); no Streamlit.
+
+Server mode (:func:`server_mode`) is on whenever the app's server binds to anything but
+loopback (Streamlit's ``server.address``; unset means every interface), unless
+``TASKSPACE_SERVER_MODE=0`` turns it off explicitly; ``TASKSPACE_SERVER_MODE=1`` turns it on
+anywhere. The name and path rules themselves live in :mod:`taskspace_core.allowlist`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import MutableMapping
@@ -14,70 +19,55 @@ if TYPE_CHECKING:
     from taskspace_core.pairfiles import ValidationReport
     from taskspace_core.tasks import TaskSet
 
-_HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+from taskspace_core import allowlist
+
 _SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a bind address reaches only this machine (None/empty: Streamlit binds every interface)."""
+    a = (address or "").strip().lower()
+    return a in LOOPBACK or a.startswith("127.")
+
+
+def bound_address() -> tuple[bool, str | None]:
+    """``(is_a_server, server.address)``: False outside a real ``streamlit run`` (AppTest, CLI, runners)."""
+    try:
+        from streamlit import config
+        from streamlit.runtime import Runtime
+    except ImportError:
+        return False, None
+    if not Runtime.exists() or config.get_option("global.appTest"):
+        return False, None
+    return True, config.get_option("server.address")
 
 
 def server_mode() -> bool:
-    return os.environ.get("TASKSPACE_SERVER_MODE", "") == "1"
+    """On when bound beyond loopback, unless TASKSPACE_SERVER_MODE says otherwise (0 or 1)."""
+    explicit = os.environ.get(allowlist.ENV_SERVER, "").strip().lower()
+    if explicit in ("0", "false", "no", "off"):
+        return False
+    if explicit:
+        return allowlist.env_server_mode()
+    served, address = bound_address()
+    return served and not is_loopback(address)
 
 
 def allowed_dirs() -> list[Path]:
-    raw = os.environ.get("TASKSPACE_ALLOWED_MODEL_DIRS", "")
-    return [Path(p).expanduser().resolve() for p in raw.split(":") if p.strip()]
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or (os.sep in name.strip("/") and Path(name).expanduser().exists())
+    """Model roots a local folder may lie under in server mode."""
+    return list(allowlist.load_allowlist().model_roots)
 
 
 def check_local_dir(path: str, what: str = "path") -> str | None:
-    """In server mode a local path must lie inside an allowed directory; returns an error or None."""
-    if not server_mode():
-        return None
-    real = Path(path).expanduser().resolve()  # resolve: '..' and symlinks cannot escape
-    dirs = allowed_dirs()
-    if not any(real == d or d in real.parents for d in dirs):
-        where = ", ".join(str(d) for d in dirs) or "none are configured (TASKSPACE_ALLOWED_MODEL_DIRS)"
-        return f"this server only accepts a local {what} inside the allowed directories: {where}"
-    return None
+    """In server mode a local data path must lie under a data root (same reply whether it exists or not)."""
+    return allowlist.check_data_path(path, what, server=server_mode())
 
 
 def check_model_name(name: str) -> str | None:
-    """Why a model name/path is refused, or None if it may be used.
-
-    Refused: empty names, anything asking for remote code, local model folders whose config
-    needs custom code (``auto_map``), malformed hub names, and in server mode local paths
-    outside the allowed directories.
-    """
-    name = name.strip()
-    if not name:
-        return "enter a model name"
-    if "trust_remote_code" in name.lower() or "remote_code" in name.lower():
-        return "models that need remote code are never loaded (trust_remote_code is off)"
-    if any(ord(c) < 32 for c in name) or " " in name:
-        return "a model name has no spaces or control characters"
-    if name == "smollm2-135m":
-        return None
-    if _looks_like_path(name):
-        err = check_local_dir(name, "model folder")
-        if err:
-            return err
-        p = Path(name).expanduser()
-        cfg = p / "config.json"
-        if cfg.is_file():
-            try:
-                if "auto_map" in json.loads(cfg.read_text(encoding="utf-8")):
-                    return "this model folder needs custom (remote) code to load; it is refused"
-            except (OSError, ValueError):
-                return f"cannot read {cfg}"
-        elif not p.exists():
-            return f"no such folder: {name}"
-        return None
-    if not _HUB_NAME.match(name):
-        return "a hub model name looks like 'owner/model' (letters, digits, '.', '_', '-')"
-    return None
+    """Why a model name/path is refused, or None if it may be used (see :func:`allowlist.check_model`)."""
+    return allowlist.check_model(name, server=server_mode())
 
 
 def check_revision(rev: str) -> str | None:

@@ -40,6 +40,10 @@ def test_server_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "allowed" in check_model_name(str(tmp_path))
     assert "allowed" in check_model_name(str(allowed / ".." / ".."))  # no escape by '..'
     assert check_local_dir("/etc") is not None
-    assert check_model_name("EleutherAI/pythia-70m") is None  # hub names are fine
+    assert "allow-list" in check_model_name("EleutherAI/pythia-70m")  # hub names only from the allow-list
+    allow = tmp_path / "allow.yaml"
+    allow.write_text("models: [EleutherAI/pythia-70m]\n")
+    monkeypatch.setenv("TASKSPACE_ALLOWLIST", str(allow))
+    assert check_model_name("EleutherAI/pythia-70m") is None
     monkeypatch.setenv("TASKSPACE_SERVER_MODE", "0")
     assert check_local_dir("/etc") is None

@@ -211,8 +211,8 @@ def test_runner_error_with_markdown_is_shown_escaped(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(jobs, "log_tail", lambda jid, **kw: "")
 
     def script() -> None:
-        from taskspace_app import ui
         from precompute.jobs import JobStatus
+        from taskspace_app import ui
 
         msg = "TaskError: task '![](http://host/x)' has <b>no</b> pairs"
         ui.job_card(JobStatus(id="j1", name="[set](http://host/y)", state="failed", message=msg), "k")

@@ -9,7 +9,7 @@ import streamlit as st
 import yaml
 
 from precompute import jobs
-from taskspace_app import data, ui
+from taskspace_app import auth, data, ui
 from taskspace_app.auth import current_user
 
 DEFAULT_CONFIG = jobs.REPO_ROOT / "configs" / "default.yaml"
@@ -44,7 +44,9 @@ def default_run_box() -> None:
             st.warning(f"The default config `{DEFAULT_CONFIG.name}` is missing or unreadable; use the Run page.")
             return
         jid = jobs.job_id(cfg)
-        if st.button("Run the default analysis", type="primary", key="run_default", icon=":material/play_arrow:"):
+        if auth.require_login("start work") and st.button(
+            "Run the default analysis", type="primary", key="run_default", icon=":material/play_arrow:"
+        ):
             try:
                 status, joined = jobs.start_job(cfg, user=current_user())
                 st.toast("joined the running default job" if joined else "default analysis started")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import data, ui
+from taskspace_app import auth, data, ui
 from taskspace_app.validation import check_set_name, read_upload
 from taskspace_core import tasksets
 from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES
@@ -68,7 +68,7 @@ def save_box(ts: TaskSet, key: str, default_name: str) -> None:
     err = check_set_name(name)
     if err:
         c1.caption(err)
-    if c2.button("Save", key=f"{key}_save", icon=":material/save:", disabled=err is not None):
+    if c2.button("Save", key=f"{key}_save", icon=":material/save:", disabled=err is not None or not auth.may_work()):
         _save(ts, name, replace=False)
     conflict = st.session_state.get("pairs_conflict")
     if conflict and conflict[0] == name:
@@ -103,7 +103,9 @@ with tab_up:
         "`category`, `field`, `description`; any other column is a tag (a hypothesis level). "
         "Formats: CSV, TSV, JSONL. Rows are numbered as in a spreadsheet (the header is row 1)."
     )
-    up = st.file_uploader("Minimal pairs", type=["csv", "tsv", "tab", "jsonl", "ndjson"], key="pairs_upload")
+    up = None
+    if auth.require_login("upload pairs"):
+        up = st.file_uploader("Minimal pairs", type=["csv", "tsv", "tab", "jsonl", "ndjson"], key="pairs_upload")
     strip = st.checkbox(
         "Remove invisible characters (zero-width spaces, bidi controls)",
         key="pairs_strip",

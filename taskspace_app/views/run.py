@@ -9,10 +9,10 @@ import streamlit as st
 import yaml
 
 from precompute import jobs
-from taskspace_app import data, ui
+from taskspace_app import auth, data, ui
 from taskspace_app.auth import current_user
-from taskspace_app.validation import check_local_dir, check_model_name, check_revision
-from taskspace_core import tasksets
+from taskspace_app.validation import check_local_dir, check_model_name, check_revision, server_mode
+from taskspace_core import limits, tasksets
 
 # model suites: (name, size label) x steps; revision "step{N}" as Pythia names its checkpoints
 SUITES = {
@@ -147,8 +147,11 @@ missing = [w for w, ok in (("a model", models), ("a task source", tasks), ("a me
 st.subheader("4 · Plan and start")
 with st.expander("Config (YAML)"):
     st.code(yaml.safe_dump(config, sort_keys=False), language="yaml")
+refused = limits.check_request(config, server_mode()) if not missing else []  # config/header reads only
 if missing:
     st.warning("Choose " + ", ".join(missing) + " first.")
+elif refused:
+    st.error("Not runnable on this server: " + ui.md("; ".join(refused)))
 else:
     jid = jobs.job_id(config)
     c1, c2 = st.columns(2)
@@ -172,7 +175,10 @@ else:
             by_type = plan.get("by_type") or {}
             if by_type:
                 st.dataframe(pd.DataFrame(by_type).T, width="stretch")
-    if c2.button("Start", type="primary", key="start", icon=":material/play_arrow:"):
+            if plan.get("unfingerprinted"):
+                st.caption(ui.md("Not loaded to plan, so counted as not cached: " + ", ".join(plan["unfingerprinted"])))
+    may_start = auth.require_login("start work")
+    if may_start and c2.button("Start", type="primary", key="start", icon=":material/play_arrow:"):
         try:
             got = st.session_state.get("run_plan")
             eta = got[1].get("estimated_seconds") if got and got[0] == jid else None
