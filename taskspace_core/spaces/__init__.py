@@ -11,11 +11,18 @@ numpy/scipy/scikit-learn; no torch, no Streamlit. Modules, by what they hold:
 * :mod:`.fits` fit statistics with permutation p-values (Spearman, within-minus-between, ARI)
 * :mod:`.series` generalisation, distributedness, stability
 * :mod:`.geometry` MDS/UMAP, Procrustes, linkage trees, clusters
+* :mod:`.uncertainty` bootstrap intervals over eval pairs, split-half reliability (noise ceiling)
 
 Every public name is re-exported here, so ``from taskspace_core.spaces import X`` works.
 """
 
-from taskspace_core.spaces.fits import DEFAULT_PERMUTATIONS, FitResult, fit_hypothesis
+from taskspace_core.spaces.fits import (
+    DEFAULT_PERMUTATIONS,
+    FitResult,
+    ari_degenerate_reason,
+    cluster_agreement,
+    fit_hypothesis,
+)
 from taskspace_core.spaces.geometry import (
     Embedding,
     Tree,
@@ -32,7 +39,10 @@ from taskspace_core.spaces.matrices import (
     SpaceWarning,
     distance_matrix,
     scale_similarity,
+    self_transfer_floor,
     symmetrise,
+    symmetrise_stack,
+    usable_self_transfer,
 )
 from taskspace_core.spaces.overlap import (
     chance_jaccard,
@@ -42,30 +52,58 @@ from taskspace_core.spaces.overlap import (
     tensor_counts,
 )
 from taskspace_core.spaces.series import (
+    GENERALISATION_AGGREGATE,
     Distributedness,
+    Generalisation,
     Stability,
     distributedness,
+    generalisation,
     generalisation_scores,
     model_generalisation,
     stability,
 )
+from taskspace_core.spaces.uncertainty import (
+    DEFAULT_BOOTSTRAP,
+    Estimate,
+    FitInterval,
+    PairMargins,
+    Reliability,
+    TransferBootstrap,
+    bootstrap_fit,
+    bootstrap_transfer,
+    spearman_brown,
+    split_half_reliability,
+)
 
 __all__ = [
+    "DEFAULT_BOOTSTRAP",
     "DEFAULT_PERMUTATIONS",
     "Distributedness",
     "Embedding",
+    "Estimate",
+    "FitInterval",
     "FitResult",
+    "GENERALISATION_AGGREGATE",
+    "Generalisation",
     "HypothesisSpace",
+    "PairMargins",
+    "Reliability",
     "SpaceError",
     "SpaceWarning",
     "Stability",
+    "TransferBootstrap",
     "Tree",
+    "ari_degenerate_reason",
+    "bootstrap_fit",
+    "bootstrap_transfer",
     "chance_jaccard",
+    "cluster_agreement",
     "cluster_labels",
     "cluster_order",
     "distance_matrix",
     "distributedness",
     "fit_hypothesis",
+    "generalisation",
     "generalisation_scores",
     "jaccard_matrix",
     "linkage_tree",
@@ -75,8 +113,13 @@ __all__ = [
     "overlap_lift",
     "procrustes_align",
     "scale_similarity",
+    "self_transfer_floor",
+    "spearman_brown",
+    "split_half_reliability",
     "stability",
     "symmetrise",
+    "symmetrise_stack",
     "tensor_counts",
     "umap_embedding",
+    "usable_self_transfer",
 ]

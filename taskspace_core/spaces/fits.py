@@ -25,6 +25,9 @@ class FitResult:
 
     p-values are one-sided (S more aligned with H than under shuffled task labels);
     NaN where a statistic is undefined (constant S or H, no same-label pair, no labels).
+    ``ari_p`` is ARI's own permutation p (the labels shuffled against the fixed clusters);
+    ``ari_note`` says why the ARI is NaN (a graded hypothesis, or a level that does not group:
+    one label for all tasks or every task its own label), empty otherwise.
     """
 
     level: str
@@ -35,7 +38,9 @@ class FitResult:
     within_minus_between: float
     wmb_p: float
     ari: float
+    ari_p: float
     n_permutations: int
+    ari_note: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -104,7 +109,8 @@ def fit_hypothesis(
     Spearman rho and within-minus-between (binary H only) get a Mantel p-value from
     ``n_permutations`` joint row/column shuffles of H's task labels, drawn from
     ``np.random.default_rng(seed)``; p = (1 + #{perm >= observed}) / (1 + n_perm). The ARI
-    of average-linkage clusters of 1 - S_scaled against H's labels needs ``H.labels``.
+    of average-linkage clusters of 1 - S_scaled against H's labels needs ``H.labels``
+    (see :func:`cluster_agreement`).
     """
     A = _align_to(S, H.task_names)
     _check_symmetric(A, "task space")
@@ -145,10 +151,7 @@ def fit_hypothesis(
         results = _permutation_stats(list(tests.values()), n_permutations, np.random.default_rng(seed))
         p.update({key: _p_value(obs, perm) for key, (obs, perm) in zip(tests, results, strict=True)})
 
-    ari = nan
-    if H.labels is not None:
-        k = len(set(H.labels))
-        ari = float(adjusted_rand_score(list(H.labels), cluster_labels(A, k)))
+    ari, ari_p, ari_note = cluster_agreement(A, H.labels, n_permutations, seed)
 
     return FitResult(
         level=H.name,
@@ -159,5 +162,66 @@ def fit_hypothesis(
         within_minus_between=wmb,
         wmb_p=p["wmb"],
         ari=ari,
+        ari_p=ari_p,
         n_permutations=int(n_permutations),
+        ari_note=ari_note,
     )
+
+
+def ari_degenerate_reason(labels: Sequence[str] | None) -> str:
+    """Why cluster agreement is undefined for these labels ('' when it is defined).
+
+    A level with one label for all tasks, or a label per task (e.g. BLiMP's UID), groups
+    nothing: the tree cut at that many clusters reproduces it trivially (ARI 1.0).
+    """
+    if labels is None:
+        return "the hypothesis is graded, not a grouping of the tasks: no cluster agreement"
+    k, n = len(set(labels)), len(labels)
+    if k == 1:
+        return "every task has the same label: there is no grouping to recover"
+    if k == n:
+        return "every task has its own label: there is no grouping to recover"
+    return ""
+
+
+def ari_many(clusters: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Adjusted Rand index of each row of ``clusters`` against the same row of ``labels`` (m x n ints,
+    0-based), from contingency tables counted in one bincount; equals scikit-learn's per row."""
+    c, lab = np.atleast_2d(clusters), np.atleast_2d(labels)
+    m, n = np.broadcast_shapes(c.shape, lab.shape)
+    c, lab = np.broadcast_to(c, (m, n)), np.broadcast_to(lab, (m, n))
+    kc, kl = int(c.max()) + 1, int(lab.max()) + 1
+    flat = (np.arange(m)[:, None] * kc + c) * kl + lab
+    table = np.bincount(flat.ravel(), minlength=m * kc * kl).reshape(m, kc, kl).astype(float)
+
+    def pairs(x: np.ndarray) -> np.ndarray:
+        return x * (x - 1.0) / 2.0
+
+    index = pairs(table).sum(axis=(1, 2))
+    a, b = pairs(table.sum(axis=2)).sum(axis=1), pairs(table.sum(axis=1)).sum(axis=1)
+    expected = a * b / pairs(float(n))
+    top = (a + b) / 2.0
+    return np.where(top == expected, 1.0, (index - expected) / np.where(top == expected, 1.0, top - expected))
+
+
+def cluster_agreement(
+    S: np.ndarray, labels: Sequence[str] | None, n_permutations: int, seed: int = 0
+) -> tuple[float, float, str]:
+    """ARI of average-linkage clusters of ``S`` (cut at the number of labels) against ``labels``,
+    its permutation p (labels shuffled across tasks, clusters fixed; seeded apart from the
+    Mantel test's stream) and, when it is NaN, the reason."""
+    nan = float("nan")
+    note = ari_degenerate_reason(labels)
+    if note:
+        return nan, nan, note
+    assert labels is not None
+    codes = np.unique(np.asarray(list(labels), dtype=object).astype(str), return_inverse=True)[1].ravel()
+    clusters = np.unique(cluster_labels(S, int(codes.max()) + 1), return_inverse=True)[1].ravel()
+    observed = float(adjusted_rand_score(codes, clusters))
+    rng = np.random.default_rng([seed, 1])
+    chunk = max(1, _PERM_BLOCK_ENTRIES // max(1, codes.size * 4))
+    permuted = np.empty(n_permutations)
+    for start in range(0, n_permutations, chunk):
+        m = min(chunk, n_permutations - start)
+        permuted[start : start + m] = ari_many(clusters, rng.permuted(np.broadcast_to(codes, (m, codes.size)), axis=1))
+    return observed, _p_value(observed, permuted), ""

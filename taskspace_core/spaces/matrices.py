@@ -101,17 +101,132 @@ def distance_matrix(S: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def symmetrise(T: np.ndarray, how: Literal["profile", "sym"] = "profile") -> np.ndarray:
+def self_transfer_floor(T: np.ndarray) -> float:
+    """Default noise floor for self-transfer: the mean |T[i, j]| off the diagonal.
+
+    A self-transfer no larger than the typical transfer to another task is too small to
+    divide by: ratios to it (``sym``, generalisation) would be noise magnified.
+    """
+    A = _as_square(T, "transfer matrix")
+    off = A[~np.eye(A.shape[0], dtype=bool)]
+    off = off[np.isfinite(off)]
+    return float(np.abs(off).mean()) if off.size else 0.0
+
+
+def usable_self_transfer(
+    T: np.ndarray, self_floor: float | None = None, self_lower: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Which tasks' self-transfer ``T[i, i]`` is safe to divide by, and the floor used.
+
+    Usable: finite and above ``self_floor`` (default :func:`self_transfer_floor`; must be
+    >= 0, so a negative self-transfer is never usable) and, when the lower ends of the
+    self-transfer intervals are given (``self_lower``, one per task), an interval above zero.
+    """
+    A = _as_square(T, "transfer matrix")
+    floor = self_transfer_floor(A) if self_floor is None else float(self_floor)
+    if not floor >= 0.0:
+        raise SpaceError(f"The self-transfer floor must be zero or more; got {self_floor}.")
+    d = np.diag(A)
+    ok = np.isfinite(d) & (d > floor)
+    if self_lower is not None:
+        lower = np.asarray(self_lower, dtype=float).ravel()
+        if lower.size != d.size:
+            raise SpaceError(f"Got {lower.size} self-transfer intervals for {d.size} tasks.")
+        ok &= lower > 0.0
+    return ok, floor
+
+
+def _profile_stack(X: np.ndarray, exclude_diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of rows for a stack of matrices (B x N x N) and a mask of undefined pairs.
+
+    With ``exclude_diagonal`` the pair (i, j) is correlated over the columns k not in {i, j},
+    from running sums: removing both self-transfers from both rows keeps the null level at 0.
+    """
+    n = X.shape[-1]
+    X = X - X.mean(axis=-1, keepdims=True)  # per-row shifts leave every correlation unchanged
+    scale = max(1.0, float(np.abs(X).max(initial=0.0)))
+    if not exclude_diagonal:
+        norms = np.sqrt((X**2).sum(axis=-1))
+        flat = norms <= 1e-12 * scale
+        Z = X / np.where(flat, 1.0, norms)[..., None]
+        Z[flat] = 0.0
+        return Z @ np.swapaxes(Z, -1, -2), flat[..., :, None] | flat[..., None, :]
+    Xt = np.swapaxes(X, -1, -2)
+    d = np.diagonal(X, axis1=-2, axis2=-1)
+    r, q = X.sum(axis=-1), (X**2).sum(axis=-1)
+    sx = r[..., :, None] - d[..., :, None] - X  # row i without columns i and j
+    sy = r[..., None, :] - Xt - d[..., None, :]  # row j without columns i and j
+    sxx = q[..., :, None] - d[..., :, None] ** 2 - X**2
+    syy = q[..., None, :] - Xt**2 - d[..., None, :] ** 2
+    sxy = X @ Xt - d[..., :, None] * Xt - X * d[..., None, :]
+    m = n - 2
+    vx, vy = sxx - sx**2 / m, syy - sy**2 / m
+    flat = (vx <= (1e-12 * scale) ** 2 * m) | (vy <= (1e-12 * scale) ** 2 * m)
+    S = (sxy - sx * sy / m) / np.sqrt(np.where(flat, 1.0, vx * vy))
+    return np.where(flat, 0.0, S), flat
+
+
+def _sym_stack(X: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """``(R + R^T) / 2`` with ``R = T / diag(T)`` row-wise, for a stack (B x N x N); rows whose
+    self-transfer is not usable are left out (only the other direction counts; 0 if neither)."""
+    d = np.diagonal(X, axis1=-2, axis2=-1)
+    ok = np.broadcast_to(usable, d.shape)
+    R = np.where(ok[..., :, None], X / np.where(ok, d, 1.0)[..., :, None], np.nan)
+    both = np.stack([R, np.swapaxes(R, -1, -2)])
+    valid = np.isfinite(both)
+    count = valid.sum(axis=0)
+    return np.where(count > 0, np.where(valid, both, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0)
+
+
+def symmetrise_stack(
+    Ts: np.ndarray,
+    how: Literal["profile", "sym"] = "profile",
+    profile_diagonal: Literal["include", "exclude"] = "include",
+    usable: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`symmetrise` of a stack of transfer matrices (B x N x N, e.g. bootstrap replicates),
+    without warnings. For ``sym``, ``usable`` (N bools, default all) fixes which rows may be normalised."""
+    X = np.asarray(Ts, dtype=float)
+    if X.ndim != 3 or X.shape[1] != X.shape[2]:
+        raise SpaceError(f"Expected a stack of square transfer matrices (B x N x N); got shape {X.shape}.")
+    n = X.shape[-1]
+    if how == "profile":
+        if profile_diagonal not in ("include", "exclude"):
+            raise SpaceError(f"Unknown profile_diagonal {profile_diagonal!r}; use 'include' or 'exclude'.")
+        if profile_diagonal == "exclude" and n < 4:
+            raise SpaceError("profile_diagonal='exclude' needs at least 4 tasks (2 columns left per pair).")
+        S = np.clip(_profile_stack(X, profile_diagonal == "exclude")[0], -1.0, 1.0)
+    elif how == "sym":
+        S = _sym_stack(X, np.ones(n, dtype=bool) if usable is None else np.asarray(usable, dtype=bool))
+    else:
+        raise SpaceError(f"Unknown symmetrisation {how!r}; use 'profile' or 'sym'.")
+    S = (S + np.swapaxes(S, -1, -2)) / 2.0  # exact symmetry against round-off
+    idx = np.arange(n)
+    S[:, idx, idx] = 1.0
+    return S
+
+
+def symmetrise(
+    T: np.ndarray,
+    how: Literal["profile", "sym"] = "profile",
+    *,
+    profile_diagonal: Literal["include", "exclude"] = "include",
+    self_floor: float | None = None,
+    self_lower: np.ndarray | None = None,
+) -> np.ndarray:
     """Symmetric similarity from a transfer matrix ``T[i, j]`` (effect on j of tuning on i).
 
-    * ``how="profile"`` (default): Pearson correlation of the rows of T (full rows, diagonal
-      included). A constant row (e.g. all zeros) has no defined correlation: its
-      off-diagonal similarities are returned as 0 ("no evidence either way") and a
-      :class:`SpaceWarning` names it.
+    * ``how="profile"`` (default): Pearson correlation of the rows of T. With
+      ``profile_diagonal="include"`` (default) the full rows are correlated; with
+      ``"exclude"`` the pair (i, j) is correlated over the other tasks' columns only, so
+      dominant self-transfers do not pull the null level to -1/(N-1). A pair with a
+      constant row has no defined correlation: it is returned as 0 ("no evidence either
+      way") and a :class:`SpaceWarning` names the rows.
     * ``how="sym"``: ``R = T / diag(T)`` row-wise, then ``(R + R^T) / 2``. A row whose
-      self-transfer ``T[i, i]`` is zero (|T_ii| < 1e-12) cannot be normalised: for its
-      pairs only the other direction ``R[j, i]`` is used; if neither direction is usable
-      the similarity is 0. A negative self-transfer flips that row's sign (warned).
+      self-transfer is not usable (see :func:`usable_self_transfer`: negative, at most
+      ``self_floor`` -- default the mean |T| off the diagonal -- or with an interval
+      ``self_lower`` not above zero) is not normalised: for its pairs only the other
+      direction ``R[j, i]`` is used, 0 if neither direction is usable (warned).
 
     The diagonal of the result is 1. T must be finite (missing units raise SpaceError).
     """
@@ -121,48 +236,35 @@ def symmetrise(T: np.ndarray, how: Literal["profile", "sym"] = "profile") -> np.
         raise SpaceError(
             f"The transfer matrix has missing values in rows {bad}; finish those units or drop those tasks."
         )
-    n = A.shape[0]
-    if how == "profile":
-        centred = A - A.mean(axis=1, keepdims=True)
-        norms = np.sqrt((centred**2).sum(axis=1))
-        flat = norms <= 1e-12 * max(1.0, float(np.abs(A).max(initial=0.0)))
+    usable = None
+    if how == "profile" and profile_diagonal == "include":
+        flat = _profile_stack(A[None], False)[1][0].diagonal()
         if flat.any():
             warnings.warn(
                 f"Rows {np.flatnonzero(flat).tolist()} of T are constant; their profile similarity is set to 0.",
                 SpaceWarning,
                 stacklevel=2,
             )
-        safe = np.where(flat, 1.0, norms)
-        Z = centred / safe[:, None]
-        Z[flat] = 0.0
-        S = np.clip(Z @ Z.T, -1.0, 1.0)
     elif how == "sym":
-        diag = np.diag(A).copy()
-        zero = np.abs(diag) < 1e-12
-        if zero.any():
+        usable, floor = usable_self_transfer(A, self_floor, self_lower)
+        if not usable.all():
             warnings.warn(
-                f"Tasks {np.flatnonzero(zero).tolist()} have zero self-transfer; only the other direction is used.",
+                f"Tasks {np.flatnonzero(~usable).tolist()} have negative or near-zero self-transfer (not above "
+                f"the noise floor {floor:.3g}{' or its interval includes zero' if self_lower is not None else ''}); "
+                "only the other direction is used.",
                 SpaceWarning,
                 stacklevel=2,
             )
-        if (diag < 0).any() and not zero[diag < 0].all():
+    S = symmetrise_stack(A[None], how, profile_diagonal, usable)[0]
+    if how == "profile" and profile_diagonal == "exclude":
+        undefined = _profile_stack(A[None], True)[1][0] & ~np.eye(A.shape[0], dtype=bool)
+        if undefined.any():
+            rows = sorted({int(i) for i in np.argwhere(undefined)[:, 0]})
             warnings.warn(
-                f"Tasks {np.flatnonzero((diag < 0) & ~zero).tolist()} have negative self-transfer; "
-                "normalising by it flips the sign of their rows.",
+                f"Rows {rows} of T are constant off the diagonal; their profile similarity is set to 0.",
                 SpaceWarning,
                 stacklevel=2,
             )
-        R = np.full_like(A, np.nan)
-        R[~zero] = A[~zero] / diag[~zero, None]
-        both = np.stack([R, R.T])
-        valid = np.isfinite(both)
-        count = valid.sum(axis=0)
-        S = np.where(count > 0, np.where(valid, both, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0)
-    else:
-        raise SpaceError(f"Unknown symmetrisation {how!r}; use 'profile' or 'sym'.")
-    S = (S + S.T) / 2.0  # exact symmetry against round-off
-    np.fill_diagonal(S, 1.0)
-    assert S.shape == (n, n)
     return S
 
 
