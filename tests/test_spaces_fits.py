@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import kstest, spearmanr
+from sklearn.metrics import adjusted_rand_score
 
 from taskspace_core import spaces as sp
 from taskspace_core.spaces import HypothesisSpace, SpaceError
@@ -107,13 +108,83 @@ def test_mantel_p_tiny_for_structured_space():
     assert r.spearman > 0.7 and r.within_minus_between > 0.8 and r.ari == 1.0
 
 
-def test_fit_default_permutations_on_67_tasks():
-    rng = np.random.default_rng(0)
+def _planted_67(rng: np.random.Generator, strength: float) -> tuple[np.ndarray, HypothesisSpace]:
     names = [f"t{i}" for i in range(67)]
-    H = HypothesisSpace.from_labels("category", names, rng.integers(0, 12, 67))
+    H = HypothesisSpace.from_labels("category", names, np.arange(67) % 12)
     X = rng.normal(size=(67, 67))
-    r = sp.fit_hypothesis((X + X.T) / 2, H)  # default 9,999 permutations (about 0.3 s; not asserted)
-    assert r.n_permutations == 9_999 and 0 < r.mantel_p <= 1
+    return strength * H.matrix + (X + X.T) / 2, H
+
+
+def test_fit_default_permutations_on_67_tasks_planted_and_noise():
+    # planted structure (within-category pairs 0.5 SD higher): every test finds it at the
+    # default 9,999 permutations (p = 1 / 10,000: no permutation reaches the observed value)
+    S, H = _planted_67(np.random.default_rng(0), strength=0.5)
+    r = sp.fit_hypothesis(S, H)
+    assert r.n_permutations == 9_999
+    assert r.mantel_p == r.wmb_p == 1 / 10_000
+    assert r.ari > 0.05 and r.ari_p < 0.01  # weak clusters, but far beyond shuffled labels
+    assert r.spearman > 0.1 and r.within_minus_between > 0.3
+    # pure noise: p is not small, seed after seed
+    ps = np.array(
+        [
+            [
+                getattr(sp.fit_hypothesis(_planted_67(np.random.default_rng(s), 0.0)[0], H, 999, s), k)
+                for k in ("mantel_p", "wmb_p", "ari_p")
+            ]
+            for s in range(1, 9)
+        ]
+    )
+    assert 0.2 < ps.mean() < 0.8 and np.median(ps) > 0.1
+    assert (ps > 0.01).mean() >= 0.9
+
+
+def test_ari_many_matches_scikit_learn():
+    rng = np.random.default_rng(8)
+    c = rng.integers(0, 4, size=(50, 13))
+    lab = rng.integers(0, 3, size=(50, 13))
+    expected = [adjusted_rand_score(a, b) for a, b in zip(c, lab, strict=True)]
+    np.testing.assert_allclose(sp.fits.ari_many(c, lab), expected, atol=1e-12)
+
+
+def test_ari_p_matches_exhaustive_permutations():
+    S = np.array(
+        [
+            [1.0, 0.8, 0.1, 0.0, 0.2, 0.1],
+            [0.8, 1.0, 0.2, 0.1, 0.0, 0.3],
+            [0.1, 0.2, 1.0, 0.7, 0.1, 0.0],
+            [0.0, 0.1, 0.7, 1.0, 0.3, 0.2],
+            [0.2, 0.0, 0.1, 0.3, 1.0, 0.6],
+            [0.1, 0.3, 0.0, 0.2, 0.6, 1.0],
+        ]
+    )
+    labels = list("xxyyxy")  # one task of each pair mislabelled: ARI neither 1 nor 0
+    H = HypothesisSpace.from_labels("category", list("abcdef"), labels)
+    clusters = sp.cluster_labels(S, 2)
+    observed = adjusted_rand_score(labels, clusters)
+    exact = np.mean(
+        [
+            adjusted_rand_score([labels[k] for k in perm], clusters) >= observed - 1e-12
+            for perm in itertools.permutations(range(6))
+        ]
+    )
+    r = sp.fit_hypothesis(S, H, n_permutations=9_999, seed=3)
+    assert r.ari == pytest.approx(observed) and r.ari_note == ""
+    assert r.ari_p == pytest.approx(exact, abs=0.015)
+    assert r.ari_p != r.mantel_p  # its own test, not the Spearman's
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [(list("abcdef"), "every task has its own label"), (list("aaaaaa"), "every task has the same label")],
+)
+def test_ari_is_nan_with_reason_for_levels_that_do_not_group(labels, reason):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6, 6))
+    H = HypothesisSpace.from_labels("uid", list("abcdef"), labels)
+    r = sp.fit_hypothesis((X + X.T) / 2, H, n_permutations=99)
+    # scikit-learn's ARI is 1.0 here (each cut at N or 1 clusters reproduces the labels)
+    assert adjusted_rand_score(labels, sp.cluster_labels((X + X.T) / 2, len(set(labels)))) == 1.0
+    assert math.isnan(r.ari) and math.isnan(r.ari_p) and reason in r.ari_note
 
 
 def test_fit_aligns_dataframe_by_name_and_handles_graded_h():
@@ -125,6 +196,7 @@ def test_fit_aligns_dataframe_by_name_and_handles_graded_h():
     r = sp.fit_hypothesis(S4, H, 99)
     assert np.isfinite(r.spearman) and np.isfinite(r.mantel_p)
     assert math.isnan(r.within_minus_between) and math.isnan(r.ari)
+    assert "graded" in r.ari_note
 
 
 def test_lift_matrix_with_nan_diagonal_works_as_a_task_space():

@@ -15,7 +15,7 @@ from scipy.cluster.hierarchy import fcluster, leaves_list, linkage, optimal_leaf
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.distance import squareform
 
-from taskspace_core.spaces.matrices import SpaceError, SpaceWarning, distance_matrix
+from taskspace_core.spaces.matrices import SpaceError, SpaceWarning, distance_matrix, distance_stack
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,9 +43,10 @@ def _mds(S: np.ndarray, seed: int) -> np.ndarray:
         return np.asarray(model.fit_transform(D), dtype=float)
     model = MDS(n_components=2, metric="precomputed", metric_mds=True, init="classical_mds", random_state=seed)
     try:
-        return np.asarray(model.fit_transform(D), dtype=float)
+        with np.errstate(invalid="ignore"):  # its NaN is caught below as a ValueError
+            return np.asarray(model.fit_transform(D), dtype=float)
     except ValueError:  # a non-Euclidean D has a negative eigenvalue: scikit-learn's classical init is NaN
-        model = MDS(n_components=2, metric="precomputed", metric_mds=True, random_state=seed)
+        model = MDS(n_components=2, metric="precomputed", metric_mds=True, init="random", n_init=1, random_state=seed)
         return np.asarray(model.fit_transform(D, init=_classical_init(D)), dtype=float)
 
 
@@ -172,7 +173,15 @@ def cluster_order(S: np.ndarray) -> np.ndarray:
 
 def cluster_labels(S: np.ndarray, n_clusters: int) -> np.ndarray:
     """Average-linkage clusters of ``D = 1 - S_scaled`` cut at ``n_clusters`` (1-based ids)."""
-    D = distance_matrix(S)
+    return _clusters(distance_matrix(S), n_clusters)
+
+
+def cluster_labels_stack(Ss: np.ndarray, n_clusters: int) -> np.ndarray:
+    """:func:`cluster_labels` of each symmetric space of a stack (B x N x N -> B x N), distances in one go."""
+    return np.stack([_clusters(D, n_clusters) for D in distance_stack(Ss)])
+
+
+def _clusters(D: np.ndarray, n_clusters: int) -> np.ndarray:
     if D.shape[0] < 2:
         return np.ones(D.shape[0], dtype=int)
     Z = linkage(squareform(D, checks=False), method="average")

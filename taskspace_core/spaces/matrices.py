@@ -77,14 +77,25 @@ def scale_similarity(S: np.ndarray) -> np.ndarray:
     vals = A[off]
     if vals.size and not np.all(np.isfinite(vals)):
         raise SpaceError("The task space has missing or infinite off-diagonal values; cannot scale it.")
-    out = A.copy()
-    if vals.size:
-        peak = float(np.max(np.abs(vals)))
-        if peak > 1.0 + 1e-9:
-            out = out / peak
+    return _scale_stack(A[None])[0]
+
+
+def _scale_stack(X: np.ndarray) -> np.ndarray:
+    """:func:`scale_similarity` of each matrix of a finite stack (B x N x N)."""
+    n = X.shape[-1]
+    off = ~np.eye(n, dtype=bool)
+    peak = np.abs(X[:, off]).max(axis=1, initial=0.0)
+    out = X / np.where(peak > 1.0 + 1e-9, peak, 1.0)[:, None, None]
     out = np.clip(out, -1.0, 1.0)
-    np.fill_diagonal(out, 1.0)
+    out[:, ~off] = 1.0
     return out
+
+
+def distance_stack(Ss: np.ndarray) -> np.ndarray:
+    """``D = 1 - S_scaled`` for a stack of symmetric task spaces (B x N x N, e.g. bootstrap replicates)."""
+    D = 1.0 - _scale_stack(np.asarray(Ss, dtype=float))
+    D[:, np.eye(D.shape[-1], dtype=bool)] = 0.0
+    return D
 
 
 def distance_matrix(S: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@
 Every number of a probing run is a mean over eval pairs, so resampling the eval pairs
 says how much it would move with other pairs, at no model cost. Base and tuned margins of
 one eval task are resampled *together* (the same pairs are scored by every model), each
-eval task on its own. A resample is a vector of multinomial counts per eval task, so the
-metrics of all resamples are one matrix product per eval task.
+eval task on its own. A resample is a vector of counts per eval task, so the metrics of
+all resamples are one batched matrix product.
 
 * :func:`bootstrap_transfer`: 95% intervals for every T cell and for base/tuned accuracy and
   mean margin; accuracy counts a tie (|margin| < 1e-6) as half a correct pair.
@@ -33,9 +33,9 @@ from taskspace_core.spaces.fits import (
     FitResult,
     ari_degenerate_reason,
     ari_many,
-    cluster_labels,
     fit_hypothesis,
 )
+from taskspace_core.spaces.geometry import cluster_labels_stack
 from taskspace_core.spaces.hypotheses import HypothesisSpace
 from taskspace_core.spaces.matrices import SpaceError, symmetrise, symmetrise_stack, usable_self_transfer
 
@@ -91,15 +91,26 @@ class PairMargins:
 
 
 def _weighted_metrics(margins: PairMargins, weights: Sequence[np.ndarray], metric: str) -> tuple[np.ndarray, ...]:
-    """Base (B x N) and tuned (B x N x N) metrics under per-pair weights (one B x P_j array per eval task)."""
-    n = margins.n_tasks
+    """Base (B x N) and tuned (B x N x N) metrics under per-pair weights (one B x P_j array per eval task).
+
+    One batched matrix product over eval tasks (ragged pair counts padded with zero weight):
+    many small products run far slower than one on a shared CPU.
+    """
+    n, pmax = margins.n_tasks, max(margins.n_pairs)
     B = weights[0].shape[0]
-    base, tuned = np.empty((B, n)), np.empty((B, n, n))
-    for j in range(n):
-        W = np.asarray(weights[j], dtype=float)
-        stats = (W @ margins.per_eval_task(j, metric)) / W.sum(axis=1, keepdims=True)
-        base[:, j], tuned[:, :, j] = stats[:, 0], stats[:, 1:]
-    return base, tuned
+    W = np.zeros((n, B, pmax))
+    M = np.zeros((n, pmax, n + 1))
+    for j, p in enumerate(margins.n_pairs):
+        W[j, :, :p] = weights[j]
+        M[j, :p] = margins.per_eval_task(j, metric)
+    stats = (W @ M) / W.sum(axis=2, keepdims=True)  # (eval task j, resample, [base, tuned on 0..N-1])
+    return stats[:, :, 0].T, stats[:, :, 1:].transpose(1, 2, 0)
+
+
+def _resample_counts(rng: np.random.Generator, n_pairs: int, n_boot: int) -> np.ndarray:
+    """Multinomial counts of ``n_boot`` resamples with replacement of ``n_pairs`` pairs (n_boot x n_pairs)."""
+    idx = rng.integers(0, n_pairs, size=(n_boot, n_pairs)) + n_pairs * np.arange(n_boot)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_boot * n_pairs).reshape(n_boot, n_pairs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +126,8 @@ class Estimate:
 
 
 def _estimate(value: np.ndarray, reps: np.ndarray, level: float) -> Estimate:
-    low, high = np.nanpercentile(reps, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    pct = np.nanpercentile if np.isnan(reps).any() else np.percentile  # nanpercentile is many times slower
+    low, high = pct(reps, [50 * (1 - level), 50 * (1 + level)], axis=0)
     return Estimate(np.asarray(value, dtype=float), low, high)
 
 
@@ -148,7 +160,7 @@ def bootstrap_transfer(
     if n_boot < 1 or not 0.0 < level < 1.0:
         raise SpaceError("n_boot must be at least 1 and level in (0, 1).")
     rng = np.random.default_rng(seed)
-    weights = [rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot) for p in margins.n_pairs]
+    weights = [_resample_counts(rng, p, n_boot) for p in margins.n_pairs]
     ones = [np.ones((1, p)) for p in margins.n_pairs]
     base, tuned, T_reps = {}, {}, np.empty(0)
     for m in METRICS:
@@ -229,7 +241,7 @@ def replicate_fit_statistics(S_reps: np.ndarray, H: HypothesisSpace) -> dict[str
     if not ari_degenerate_reason(H.labels):
         codes = np.unique(np.asarray(H.labels, dtype=str), return_inverse=True)[1].ravel()
         k = int(codes.max()) + 1
-        clusters = np.stack([np.unique(cluster_labels(S, k), return_inverse=True)[1].ravel() for S in S_reps])
+        clusters = cluster_labels_stack(S_reps, k) - 1  # fcluster ids are 1-based; gaps do not change the ARI
         out["ari"] = ari_many(clusters, codes[None, :])
     return out
 
@@ -242,9 +254,17 @@ def bootstrap_fit(
     n_permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
     self_floor: float | None = None,
+    centred: bool = True,
 ) -> FitInterval:
     """Fit of the symmetrised T to H with bootstrap intervals (the replicates of ``boot``) and the
-    permutation p-values of the point estimate. Rows of T follow ``H.task_names``."""
+    permutation p-values of the point estimate. Rows of T follow ``H.task_names``.
+
+    A resampled space carries the pairs' noise twice, which pulls a correlation toward zero,
+    so raw percentiles can miss the point estimate (67 simulated tasks: 0.440 with raw
+    interval [0.397, 0.421]). ``centred`` (default) shifts the percentiles so that their
+    median sits on the point estimate (clipped to [-1, 1]): the interval then shows how far
+    the statistic moves with other eval pairs. ``centred=False`` gives the raw percentiles.
+    """
     if boot.T.value.shape[0] != H.n_tasks:
         raise SpaceError(f"The bootstrap covers {boot.T.value.shape[0]} tasks but the hypothesis has {H.n_tasks}.")
     S0, S_reps = _space_stack(boot, how, profile_diagonal, self_floor)
@@ -252,14 +272,19 @@ def bootstrap_fit(
     reps = replicate_fit_statistics(S_reps, H)
     q = [50 * (1 - boot.level), 50 * (1 + boot.level)]
 
-    def ci(x: np.ndarray) -> tuple[float, float]:
-        if not np.isfinite(x).any():
+    def ci(x: np.ndarray, point: float) -> tuple[float, float]:
+        if not np.isfinite(x).any() or not np.isfinite(point):
             return (float("nan"), float("nan"))
-        lo, hi = np.nanpercentile(x, q)
-        return (float(lo), float(hi))
+        lo, mid, hi = np.nanpercentile(x, [q[0], 50.0, q[1]])
+        shift = point - mid if centred else 0.0
+        return (float(np.clip(lo + shift, -1.0, 1.0)), float(np.clip(hi + shift, -1.0, 1.0)))
 
+    cis = [
+        ci(reps[k], getattr(fit, f))
+        for k, f in (("spearman", "spearman"), ("wmb", "within_minus_between"), ("ari", "ari"))
+    ]
     space = f"T_{how}" + (f" (diagonal {profile_diagonal})" if how == "profile" else "")
-    return FitInterval(fit, ci(reps["spearman"]), ci(reps["wmb"]), ci(reps["ari"]), boot.n_boot, boot.level, space)
+    return FitInterval(fit, *cis, boot.n_boot, boot.level, space)
 
 
 @dataclass(frozen=True)
