@@ -173,3 +173,18 @@ def test_split_half_with_a_second_tuning_counts_tuning_noise():
     )
     assert sp.split_half_reliability(m, n_splits=30, second_tuning=other).ceiling < same.ceiling - 0.3
     assert sp.spearman_brown(0.5) == pytest.approx(2 / 3)
+
+
+def test_self_transfer_intervals_feed_the_generalisation_and_sym_guards():
+    # task 0's true self-transfer is 0.3 nats, its per-pair noise 3: its interval includes zero,
+    # though 0.3 is above the noise floor; the interval guard, not the floor, leaves it out
+    T_true = planted_transfer("aabb", within=0.2, self_transfer=5.0)
+    T_true[0, 0] = 0.3
+    b = sp.bootstrap_transfer(simulate_margins(T_true, 48, 3.0, seed=3))
+    lower = np.diag(b.T.low)
+    assert lower[0] <= 0 < lower[1:].min()
+    g = sp.generalisation(b.T.value, list("aabb"), self_lower=lower, noise_floor=0.0)
+    assert g.excluded == (0,) and g.n_included == 3
+    with pytest.warns(sp.SpaceWarning, match="interval includes zero"):
+        S = sp.symmetrise(b.T.value, "sym", self_floor=0.0, self_lower=lower)
+    assert S[0, 1] == pytest.approx(b.T.value[1, 0] / b.T.value[1, 1])
