@@ -63,7 +63,8 @@ def export_space(space: SpaceResult, out: Path, n_permutations: int) -> dict:
     summary: dict = {"model": space.model.label, "n_tasks": len(names), "n_eval_pairs": space.n_eval_pairs}
     if T is not None:
         tasks["generalisation"] = spaces.generalisation_scores(T, cats)
-        summary["generalisation"] = spaces.model_generalisation(T, cats)
+        summary["generalisation"] = spaces.model_generalisation(T, cats)  # ratio of means, guarded
+        summary["generalisation_detail"] = spaces.generalisation(T, cats).as_dict()
     if space.lift_per_tensor is not None:
         d = spaces.distributedness(space.lift_per_tensor, cats)
         summary["distributedness"] = d.as_dict()

@@ -131,6 +131,7 @@ def test_tree_shows_ari(cache: Path) -> None:
     at = ok(page("tree", level="field"))
     assert charts(at) == 1
     assert at.metric[0].label == "ARI vs field"
+    assert any("ARI permutation p" in c.value for c in at.caption)  # ARI's own p, not the Mantel p
     assert any("n = 8 tasks" in c.value for c in at.caption)
 
 
@@ -145,7 +146,7 @@ def test_hypotheses(cache: Path) -> None:
     assert charts(at) == 3
     fits = at.dataframe[0].value
     assert set(fits["level"]) == {"category", "field"} and len(fits) == 12
-    assert {"spearman", "mantel_p", "ari", "within_minus_between", "n_tasks"} <= set(fits.columns)
+    assert {"spearman", "mantel_p", "ari", "ari_p", "within_minus_between", "n_tasks"} <= set(fits.columns)
     assert any("n = 8 tasks" in c.value for c in at.caption)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
@@ -70,7 +68,7 @@ if not rows:
     st.info("Choose at least one hypothesis level (or upload a matrix).")
     st.stop()
 fits = pd.DataFrame(rows)
-p_col = {"spearman": "mantel_p", "within_minus_between": "wmb_p", "ari": "mantel_p"}[stat]
+p_col = {"spearman": "mantel_p", "within_minus_between": "wmb_p", "ari": "ari_p"}[stat]  # ARI: its own p
 st.caption(
     f"n = {len(ref.tasks)} tasks ({len(ref.tasks) * (len(ref.tasks) - 1) // 2} task pairs), "
     f"{ref.n_eval_pairs} eval pairs per task · one-sided permutation p-values, {n_perm} permutations"
@@ -82,21 +80,24 @@ st.dataframe(fits.round(4), hide_index=True, width="stretch")
 
 st.subheader("Generalisation to overarching concepts")
 st.caption(
-    "Per task: mean transfer to the other tasks of its category divided by self-transfer; "
-    "per model: the mean over tasks. The paper finds larger models generalise more."
+    "Per task: mean transfer to the other tasks of its category divided by self-transfer; per model: the ratio "
+    "of means over tasks, with a 95% bootstrap interval over tasks. Tasks whose self-transfer is not above the "
+    "noise floor (mean |T| off the diagonal) are left out and counted. The paper finds larger models generalise more."
 )
 gen = []
 for r in series.records:
     sp = data.load(r)
     T = data.transfer_source(sp, estimate)[0] if sp is not None else None
     if T is not None:
-        g = spaces.generalisation_scores(T, sp.labels("category"))
+        g = spaces.generalisation(T, sp.labels("category"))
         gen.append(
             {
                 "size": str(r.get("size_label") or data.model_name(r)),
                 "step": r.get("step") or 0,
-                "generalisation": spaces.model_generalisation(T, sp.labels("category")),
-                "n tasks": int(sum(not math.isnan(x) for x in g)),
+                "generalisation": g.value,
+                "interval": f"[{g.low:.3g}, {g.high:.3g}]",
+                "n tasks": g.n_included,
+                "left out (self-transfer)": g.n_excluded,
             }
         )
 if gen:
@@ -106,7 +107,7 @@ if gen:
         x="step",
         y="generalisation",
         group="size",
-        hover_cols=["n tasks"],
+        hover_cols=["interval", "n tasks", "left out (self-transfer)"],
         title="Generalisation per size",
         hline=0.0,
     )

@@ -40,6 +40,7 @@ with right:
     n_labels = len(set(sp.labels(level)))
     ari = stats["ari"]
     st.metric(f"ARI vs {ui.md(level)}", "n/a" if math.isnan(ari) else f"{ari:.3f}")
+    st.caption(ui.md(stats.get("ari_note") or f"ARI permutation p = {stats.get('ari_p', float('nan')):.3g}"))
     st.caption(
         f"Average-linkage clusters of 1 - S cut at {n_labels} clusters (the number of {ui.md(level)} labels), "
         "compared with the labels by the adjusted Rand index: 1 = identical grouping, 0 = chance."
