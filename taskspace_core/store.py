@@ -250,10 +250,10 @@ class Store:
         # diskcache has no query API; its Cache table (key, raw, mode, filename, value, ...) is stable since 3.0
         return self._cache._sql(sql, args).fetchall()
 
-    def _load(self, key: str, payload: bool) -> Any:
+    def _load(self, key: str, payload: bool, again: bool = True) -> Any:
         """The metadata record (or decoded value) of ``key``, or ``_MISSING``; damage is healed here."""
         _check(key)
-        rows = {r[0]: r[1:] for r in self._query(_ROWS, (_META + key, _VALUE + key))}  # one snapshot
+        rows = self._rows(key)
         if not rows:
             return _MISSING
         try:
@@ -267,8 +267,13 @@ class Store:
                 raise _Damaged("checksum mismatch")
             return codec.decode(data)
         except (_Damaged, PickleRefused, codec.CodecError) as e:
-            self._heal(key, rows, e)
-            return _MISSING
+            if self._heal(key, rows, e) or not again:
+                return _MISSING
+            return self._load(key, payload, again=False)  # replaced while we read (its old file is gone)
+
+    def _rows(self, key: str) -> dict[str, tuple]:
+        """Both rows of an entry, read in one statement (one snapshot): name -> (mode, size, filename, value)."""
+        return {r[0]: r[1:] for r in self._query(_ROWS, (_META + key, _VALUE + key))}
 
     def _fetch(self, row: tuple) -> Any:
         mode, _size, filename, value = row
@@ -305,15 +310,15 @@ class Store:
             raise _Damaged(f"{size} of {rec['bytes']} bytes")
         return rec
 
-    def _heal(self, key: str, seen: dict, why: BaseException) -> None:
-        """Report a damaged entry once and remove it, unless another writer replaced it meanwhile."""
+    def _heal(self, key: str, seen: dict, why: BaseException) -> bool:
+        """Report a damaged entry once and remove it; False if another writer replaced it meanwhile."""
         with self._cache.transact(retry=True):
-            now = {r[0]: r[1:] for r in self._query(_ROWS, (_META + key, _VALUE + key))}
-            if now != seen:
-                return
+            if self._rows(key) != seen:
+                return False
             self._cache.delete(_VALUE + key)
             self._cache.delete(_META + key)
         log.warning("cache entry %s was damaged (%s); removed it, the next run recomputes it", key, why)
+        return True
 
     def _sweep(self) -> None:
         """Remove value files of writers that died (killed before their rows committed)."""

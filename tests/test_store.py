@@ -240,6 +240,24 @@ def test_a_value_file_that_vanished_is_missing_for_has_and_get(tmp_path):
     assert not store.has(key) and store.get(key) is None and gone(store, key)
 
 
+def test_an_entry_replaced_while_it_is_read_is_read_again_not_removed(tmp_path, caplog, monkeypatch):
+    writer, reader = Store(tmp_path), Store(tmp_path)
+    key = make_key("base", n=1)
+    writer.put(key, {"v": np.arange(20_000.0)})
+    real, raced = Store._record, []
+
+    def racing(self, meta_row, value_row):
+        if self is reader and not raced:  # between the reader's snapshot and its look at the value file
+            raced.append(value_file(writer, key))
+            writer.put(key, {"v": np.arange(20_000.0) + 1})  # diskcache removes the old file
+        return real(self, meta_row, value_row)
+
+    monkeypatch.setattr(Store, "_record", racing)
+    with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
+        assert_same(reader.get(key), {"v": np.arange(20_000.0) + 1})
+    assert raced and not raced[0].exists() and not caplog.records
+
+
 def test_a_damaged_cache_is_healed_by_the_next_run(tmp_path, monkeypatch, caplog, one_torch_thread):
     monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path / "cache"))
     model = save_model(tmp_path / "model")
