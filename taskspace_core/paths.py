@@ -19,9 +19,9 @@ def _root(cache: str | Path | None) -> Path:
     return Path(cache) if cache is not None else cache_dir()
 
 
-def entries_dir(cache: str | Path | None = None) -> Path:
-    """The store's entries (one checksummed file each; see :mod:`taskspace_core.store`)."""
-    return _root(cache) / "entries"
+def store_dir(cache: str | Path | None = None) -> Path:
+    """The store's diskcache: ``cache.db`` (keys, metadata, small values) and value files."""
+    return _root(cache) / "store"
 
 
 def jobs_dir(cache: str | Path | None = None) -> Path:

@@ -10,14 +10,17 @@ import json
 import logging
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW
 
 from precompute.cli import main
 from taskspace_core import codec
@@ -53,13 +56,52 @@ def assert_same(a: Any, b: Any, where: str = "value") -> None:
         assert a == b, where
 
 
-def entry_file(store: Store, key: str) -> Path:
-    kind, digest = key.split("/")
-    return store.root / kind / digest[:2] / f"{digest}.entry"
+def db(store: Store) -> closing[sqlite3.Connection]:
+    """A second connection to the store's diskcache database, as someone poking at the volume would open."""
+    return closing(sqlite3.connect(store.root / "cache.db"))
+
+
+def value_row(store: Store, key: str) -> tuple | None:
+    """(mode, filename, value) of the entry's value row in diskcache's Cache table."""
+    with db(store) as con:
+        q = "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+        return con.execute(q, (store_mod._VALUE + key,)).fetchone()
+
+
+def value_file(store: Store, key: str) -> Path | None:
+    """The diskcache file holding the entry's value (None: the value is inline in cache.db)."""
+    _, filename, _ = value_row(store, key)
+    return store.root / filename if filename else None
+
+
+def damage(store: Store, key: str, how: str) -> None:
+    """Cut the value to half its bytes, or flip one byte near its end: in its file, or in its row."""
+    f = value_file(store, key)
+    data = bytearray(f.read_bytes() if f else value_row(store, key)[2])
+    if how == "flip":
+        data[-7] ^= 0x55
+    data = bytes(data if how == "flip" else data[: len(data) // 2])
+    if f:
+        f.write_bytes(data)
+    else:
+        with db(store) as con, con:
+            con.execute("UPDATE Cache SET value = ? WHERE key = ?", (data, store_mod._VALUE + key))
+
+
+def gone(store: Store, key: str) -> bool:
+    """Neither row of the entry is left."""
+    with db(store) as con:
+        q = "SELECT count(*) FROM Cache WHERE key IN (?, ?)"
+        return con.execute(q, (store_mod._META + key, store_mod._VALUE + key)).fetchone() == (0,)
 
 
 def all_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def value_files(store: Store) -> list[Path]:
+    """Files under the store other than diskcache's SQLite database."""
+    return [p for p in all_files(store.root) if not p.name.startswith("cache.db")]
 
 
 # ----------------------------------------------------------------------------- values
@@ -147,7 +189,7 @@ def test_values_outside_the_codec_are_refused_before_any_file_is_written(tmp_pat
     store = Store(tmp_path)
     with pytest.raises(codec.CodecError):
         store.put(make_key("x", v=1), value)
-    assert all_files(store.root) == []
+    assert value_files(store) == [] and len(store._cache) == 0
 
 
 def test_decoding_names_only_allow_listed_types(tmp_path):
@@ -168,25 +210,52 @@ def test_keys_cannot_leave_the_store(tmp_path):
 # ----------------------------------------------------------------------------- damage and healing
 
 
-def test_truncated_or_flipped_entries_agree_between_has_and_get(tmp_path, caplog):
+@pytest.mark.parametrize("n", [20_000, 100], ids=["value-file", "inline-value"])
+def test_truncated_or_flipped_entries_agree_between_has_and_get(tmp_path, caplog, n):
     store = Store(tmp_path)
     a, b = make_key("base", n=1), make_key("base", n=2)
     for k in (a, b):
-        store.put(k, {"margins": np.arange(1000.0)})
-    fa, fb = entry_file(store, a), entry_file(store, b)
-    fa.write_bytes(fa.read_bytes()[:-10])  # truncated: has() sees the size at once
-    data = bytearray(fb.read_bytes())
-    data[-100] ^= 0xFF  # same size, one flipped byte: only the checksum sees it
-    fb.write_bytes(bytes(data))
+        store.put(k, {"margins": np.arange(float(n))})
+    fa, fb = value_file(store, a), value_file(store, b)
+    assert (fa is not None) == (n == 20_000)  # diskcache keeps values under 32 KB inline in cache.db
+    damage(store, a, "cut")  # truncated: has() sees the size at once
+    damage(store, b, "flip")  # same size, one flipped byte: only the checksum sees it
     with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
-        assert not store.has(a) and store.get(a) is None and not fa.exists()
+        assert not store.has(a) and store.get(a) is None and gone(store, a)
         assert store.has(b)
-        assert store.get(b) is None and not store.has(b) and not fb.exists()
+        assert store.get(b) is None and not store.has(b) and gone(store, b)
         assert store.get(b, "default") == "default" and list(store.entries()) == []
         with pytest.raises(MissingEntry, match="run again"):
             store.require(b)
+    assert value_files(store) == [] and not (fa and fa.exists()) and not (fb and fb.exists())
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and all("damaged" in r.getMessage() for r in warnings)  # once each
+
+
+def test_a_value_file_that_vanished_is_missing_for_has_and_get(tmp_path):
+    store = Store(tmp_path)
+    key = make_key("base", n=1)
+    store.put(key, {"margins": np.arange(20_000.0)})
+    value_file(store, key).unlink()
+    assert not store.has(key) and store.get(key) is None and gone(store, key)
+
+
+def test_an_entry_replaced_while_it_is_read_is_read_again_not_removed(tmp_path, caplog, monkeypatch):
+    writer, reader = Store(tmp_path), Store(tmp_path)
+    key = make_key("base", n=1)
+    writer.put(key, {"v": np.arange(20_000.0)})
+    real, raced = Store._record, []
+
+    def racing(self, meta_row, value_row):
+        if self is reader and not raced:  # between the reader's snapshot and its look at the value file
+            raced.append(value_file(writer, key))
+            writer.put(key, {"v": np.arange(20_000.0) + 1})  # diskcache removes the old file
+        return real(self, meta_row, value_row)
+
+    monkeypatch.setattr(Store, "_record", racing)
+    with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
+        assert_same(reader.get(key), {"v": np.arange(20_000.0) + 1})
+    assert raced and not raced[0].exists() and not caplog.records
 
 
 def test_a_damaged_cache_is_healed_by_the_next_run(tmp_path, monkeypatch, caplog, one_torch_thread):
@@ -202,18 +271,14 @@ def test_a_damaged_cache_is_healed_by_the_next_run(tmp_path, monkeypatch, caplog
     original = {k: store.get(k) for k in (ftgd[0], ftgd[1], transfer[0])}
     # round 1: units damaged (found by has() at planning, or by the checksum when a transfer reads its FTGD);
     # round 2: the assembled space damaged (found by the checksum when the run looks for it)
-    for damage in ([(ftgd[0], "flip"), (ftgd[1], "cut"), (transfer[0], "cut")], [(rec["key"], "flip")]):
-        for key, how in damage:
-            f = entry_file(store, key)
-            data = bytearray(f.read_bytes())
-            if how == "flip":
-                data[-7] ^= 0x55
-            f.write_bytes(bytes(data if how == "flip" else data[: len(data) // 2]))
+    for damages in ([(ftgd[0], "flip"), (ftgd[1], "cut"), (transfer[0], "cut")], [(rec["key"], "flip")]):
+        for key, how in damages:
+            damage(store, key, how)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
             assert main(["run", "--config", str(cfg), "--quiet"]) == 0
         damaged = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
-        assert len(damaged) == len(damage), damaged  # each reported once
+        assert len(damaged) == len(damages), damaged  # each reported once
         store = Store(tmp_path / "cache")
         for key, value in original.items():  # recomputed to the same numbers (only the timing differs)
             got = store.get(key)
@@ -259,10 +324,10 @@ def test_a_write_killed_midway_leaves_no_valid_looking_entry(tmp_path):
     assert store.has(done) and store.get(done)["big"].shape == (200_000,)
     assert not store.has(killed) and store.get(killed) is None and store.meta(killed) is None
     assert [r["key"] for r in store.entries()] == [done]
-    (part,) = (store.root / ".tmp").iterdir()  # the half file never had an entry's name
+    (part,) = set(value_files(store)) - {value_file(store, done)}  # the half file is in no committed row
     os.utime(part, (time.time() - 2 * 3600,) * 2)
-    Store(tmp_path)  # opening the store sweeps temporary files of dead writers
-    assert not part.exists()
+    Store(tmp_path)  # opening the store sweeps value files of dead writers
+    assert not part.exists() and store.get(done)["big"].shape == (200_000,)
 
 
 def test_disk_full_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
@@ -274,18 +339,35 @@ def test_disk_full_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
 
     def full(f, data):
         calls.append(len(data))
-        if len(calls) > 1:  # the header fits, the payload does not
-            f.write(data[:10])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        f.write(data)
+        f.write(data[:10])  # the first bytes fit, the rest does not
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(store_mod, "_write", full)
     key = make_key("base", n=1)
     with pytest.raises(StoreError, match="disk is full") as exc:
-        store.put(key, {"margins": np.arange(100.0)})
-    assert exc.value.errno == errno.ENOSPC and key in str(exc.value)
+        store.put(key, {"margins": np.arange(20_000.0)})  # big enough for a value file
+    assert exc.value.errno == errno.ENOSPC and key in str(exc.value) and calls
     assert all_files(store.root) == before
-    assert not store.has(key) and store.get(kept) == {"x": 1}
+    assert not store.has(key) and store.get(kept) == {"x": 1} and gone(store, key)
+
+
+def test_a_full_database_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    written = []
+    monkeypatch.setattr(store_mod, "_write", lambda f, data: (written.append(len(data)), f.write(data)))
+    kept, small, big = (make_key("base", n=i) for i in range(3))
+    store.put(kept, {"x": np.arange(100.0)})
+    before = all_files(store.root)
+    (pages,) = store._query("PRAGMA page_count")[0]
+    store._query(f"PRAGMA max_page_count = {pages + 1}")  # SQLite answers SQLITE_FULL past this
+    # an inline value that does not fit; a value file written, then a metadata row that does not fit
+    for key, n, note in ((small, 3000, ""), (big, 20_000, "n" * 20_000)):
+        with pytest.raises(StoreError, match="disk is full") as exc:
+            store.put(key, {"x": np.arange(float(n))}, note=note)
+        assert exc.value.errno == errno.ENOSPC and key in str(exc.value)
+        assert all_files(store.root) == before and gone(store, key) and not store.has(key)
+    assert written == [len(codec.encode({"x": np.arange(20_000.0)}))]  # only the second wrote a file
+    assert_same(store.get(kept), {"x": np.arange(100.0)})
 
 
 # ----------------------------------------------------------------------------- no code execution
@@ -301,33 +383,62 @@ class _Evil:
         return (open, (str(self.marker), "w"))
 
 
-def _entry(payload: bytes, key: str) -> bytes:
+def plant(store: Store, name: Any, value: Any, mode: int = MODE_RAW, filename: str | None = None, raw: int = 1) -> None:
+    """A row written into diskcache's table by hand, as whoever can write the volume could."""
+    with db(store) as con, con:
+        con.execute(
+            "INSERT INTO Cache(key, raw, store_time, access_time, size, mode, filename, value)"
+            " VALUES (?, ?, 0, 0, ?, ?, ?, ?)",
+            (name, raw, len(value or b""), mode, filename, value),
+        )
+
+
+def plant_meta(store: Store, key: str, payload: bytes, mode: int = MODE_RAW) -> None:
     rec = {"key": key, "kind": key.split("/")[0], "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-    return store_mod._MAGIC + json.dumps(rec).encode() + b"\n" + payload
+    text = json.dumps(rec)
+    plant(store, store_mod._META + key, pickle.dumps(rec) if mode == MODE_PICKLE else text, mode)
 
 
 def test_a_planted_pickle_never_runs(tmp_path, monkeypatch):
-    marker = tmp_path / "pwned"
+    marker, outside = tmp_path / "pwned", tmp_path / "outside.txt"
+    outside.write_text("not the cache's")
     evil = pickle.dumps(_Evil(marker))
     obj = np.empty(1, dtype=object)
     obj[0] = _Evil(marker)
     npz = io.BytesIO()
     np.savez(npz, __tree__=np.frombuffer(b'{"$":"a","v":0}', np.uint8), a0=obj)  # savez pickles object arrays
     store = Store(tmp_path / "cache")
-    keys = [make_key("space", n=i) for i in range(3)]
-    planted = [evil, _entry(evil, keys[1]), _entry(npz.getvalue(), keys[2])]
-    for key, data in zip(keys, planted, strict=True):
-        f = entry_file(store, key)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_bytes(data)
+    keys = [make_key("space", n=i) for i in range(6)]
+    pickle_file = "ab/cd/" + "e" * 28 + ".val"
+    (store.root / "ab" / "cd").mkdir(parents=True)
+    (store.root / pickle_file).write_bytes(evil)
+    v = store_mod._VALUE
+    plant(store, v + keys[0], evil, MODE_PICKLE)  # diskcache's inline pickle row
+    plant(store, v + keys[1], None, MODE_PICKLE, pickle_file)  # diskcache's pickle file row
+    plant(store, v + keys[2], evil)  # a pickle as the value's bytes
+    plant(store, v + keys[3], npz.getvalue())  # an npz whose array is a pickle
+    plant(store, v + keys[4], None, MODE_BINARY, "../../outside.txt")  # a file outside the store
+    good = codec.encode({"x": 1})
+    plant(store, v + keys[5], good)  # a good value, but its metadata is a pickle
+    for key, payload in zip(keys[:5], [evil, evil, evil, npz.getvalue(), b"not the cache's"], strict=True):
+        plant_meta(store, key, payload)
+    plant_meta(store, keys[5], good, MODE_PICKLE)
+    plant(store, evil, b"x", raw=0)  # a key that only pickle could read
     old = tmp_path / "cache" / "results"  # where schema-1 pickles lived
     old.mkdir()
     (old / "value.pkl").write_bytes(evil)
     monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("pickle.loads called"))
     monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("pickle.load called"))
+    with pytest.raises(store_mod.PickleRefused):  # diskcache's own read path refuses as well
+        store._cache.get(v + keys[0])
+    with pytest.raises(store_mod.PickleRefused):  # ... and its key listing
+        list(store._cache)
+    with pytest.raises(store_mod.PickleRefused):  # ... and never pickles on the way in
+        store._cache.set(v + keys[0], {"a": 1})
     for key in keys:
-        assert store.get(key) is None and not store.has(key)
-    assert list_spaces(store) == [] and not marker.exists()
+        assert store.get(key) is None and not store.has(key) and gone(store, key)
+    assert list_spaces(store) == [] and list(store.entries()) == [] and not marker.exists()
+    assert outside.read_text() == "not the cache's" and not (store.root / pickle_file).exists()
 
 
 def test_resume_state_loads_with_weights_only(tmp_path):
