@@ -10,7 +10,8 @@ command they start is held by a stand-in: a ``sitecustomize`` on the server's PY
 in a process started with ``--progress-file`` (only job runners are), writes a line to the
 job's log and then either fails at once (run name containing ``broken``) or reports progress
 and sleeps. So Alice's job occupies the runner for as long as the test needs, using no CPU,
-and deterministically. Everything the test asserts is what a person sees on the page.
+and deterministically. The test asserts what each person sees on the page, then that the
+jobs functions behind the page refuse Bob the same way.
 """
 
 from __future__ import annotations
