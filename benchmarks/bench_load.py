@@ -46,7 +46,7 @@ def visit(at: object, view: str) -> str:
     return ""
 
 
-def user(index: int, rounds: int, barrier: object, results: object) -> None:
+def user(index: int, rounds: int, ready: object, go: object, results: object) -> None:
     """One simulated user (its own process and AppTest session)."""
     from streamlit.testing.v1 import AppTest
 
@@ -57,7 +57,8 @@ def user(index: int, rounds: int, barrier: object, results: object) -> None:
     except Exception as exc:  # noqa: BLE001 - reported with the samples
         samples.append(("home", 0.0, True, f"the first load raised {type(exc).__name__}: {exc}"[:300]))
     order = VIEWS[index % len(VIEWS) :] + VIEWS[: index % len(VIEWS)]
-    barrier.wait(timeout=900)
+    ready.wait(timeout=900)
+    go.wait(timeout=900)
     for r in range(rounds):
         for view in order:
             t0 = time.perf_counter()
@@ -77,7 +78,7 @@ def build(tmp: Path) -> dict:
         cfg_path = run_series(tmp)  # its plan and progress bars are not what this script reports
     job = yaml.safe_load(cfg_path.read_text())
     job.update(name="load-job", series="load-series")
-    job["ftgd"] = {**job["ftgd"], "steps": 400}
+    job["ftgd"] = {**job["ftgd"], "steps": 1500}  # new units, minutes of work: outlasts the load
     return job
 
 
@@ -121,6 +122,12 @@ def main() -> None:
     t0 = time.perf_counter()
     job_cfg = build(tmp)
     print(f"cached analysis built in {time.perf_counter() - t0:.1f} s (tiny run, 2 checkpoints x 4 tasks)")
+    ctx = mp.get_context("spawn")
+    ready, go, results = ctx.Barrier(args.users + 1), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=user, args=(i, args.rounds, ready, go, results)) for i in range(args.users)]
+    for p in procs:
+        p.start()
+    ready.wait(timeout=900)  # every user has loaded the app once
     owner = SimpleNamespace(name="bench", is_admin=True)
     status, _ = jobs.start_job(job_cfg, user=owner)
 
@@ -128,13 +135,12 @@ def main() -> None:
         s = jobs.job_status(status.id)
         return f"{s.state} {s.done}/{s.total} units" if s else "gone"
 
-    ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(args.users + 1), ctx.Queue()
-    procs = [ctx.Process(target=user, args=(i, args.rounds, barrier, results)) for i in range(args.users)]
-    for p in procs:
-        p.start()
-    barrier.wait(timeout=900)  # every user has loaded the app once: release them together
+    for _ in range(600):  # until the runner has planned and works on units
+        if jobs.job_status(status.id).state != "starting":
+            break
+        time.sleep(0.5)
     job_before, start = job_text(), time.perf_counter()
+    go.set()  # release every user at once
     samples = [s for _ in procs for s in results.get(timeout=3600)]
     wall = time.perf_counter() - start
     job_after = job_text()
