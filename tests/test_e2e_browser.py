@@ -6,23 +6,18 @@ Full-page screenshots go to ``tests/artifacts/`` (git-ignored) for a human to lo
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e_helpers import ARTIFACTS, chromium, require_browser, streamlit_server
+from tests.e2e_helpers import no_exception as _no_exception
+from tests.e2e_helpers import screenshot as _screenshot
+from tests.e2e_helpers import settle as _settle
 from tests.fixtures_spaces import prefill_cache
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
 
 # url path -> what must be on the page once it has rendered (charts: number of plotly charts)
 # url path -> what must be on the page once it has rendered (charts: number of plotly charts).
@@ -45,12 +40,6 @@ BAD_CSV = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def e2e_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("e2e_cache")
@@ -60,98 +49,15 @@ def e2e_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(e2e_cache: Path) -> Iterator[str]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent: the browser test needs Debian's chromium (CI installs it)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
-    cache = e2e_cache
-    port = _free_port()
-    env = {**os.environ, "TASKSPACE_CACHE": str(cache), "BROWSER_PATH": CHROMIUM}
-    log = open(cache / "streamlit.log", "wb")  # noqa: SIM115 - closed after the server stops
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start: " + (cache / "streamlit.log").read_text()[-2000:])
+    require_browser()
+    with streamlit_server(e2e_cache) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser_page(server: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield page
-        browser.close()
-
-
-def _settle(page: object) -> None:
-    """Wait until the script run is over (Streamlit shows a 'Running…' status while it runs)."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=60_000)
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
-        " === 'notRunning'",
-        timeout=90_000,
-    )
-    page.wait_for_timeout(300)  # let plotly finish drawing after the last delta
-
-
-def _screenshot(page: object, name: str) -> None:
-    """Full-page screenshot: Streamlit scrolls inside its main pane, so grow the viewport to fit it."""
-    height = page.evaluate(
-        '() => Math.max(...[...document.querySelectorAll(\'[data-testid="stMain"], section, '
-        '[data-testid="stAppViewContainer"]\')].map(e => e.scrollHeight), 1000)'
-    )
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 6000)})
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def _no_exception(page: object) -> None:
-    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']"
-    ).first.inner_text()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
 
 
 def test_every_page_renders(server: str, browser_page: object) -> None:
