@@ -314,10 +314,11 @@ def job_card(status: jobs.JobStatus, key: str) -> None:
                 st.toast("cancel requested")
             except jobs.JobError as exc:
                 st.error(_md(str(exc)))
-        if status.state == "failed":
+        if status.state == "failed" and mine:
             st.error(f"The job failed: {_md(status.message or 'no message')}")
-            if mine:
-                st.code(jobs.log_tail(status.id, user=user) or "(empty log)", language=None)
+            st.code(jobs.log_tail(status.id, user=user) or "(empty log)", language=None)
+        elif status.state == "failed":  # its message quotes the log's last line: the owner's to read
+            st.error("The job failed; its owner and admins can read why.")
         elif status.state == "done":
             st.caption(f"finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(status.updated or status.started))}")
 

@@ -203,6 +203,7 @@ def test_two_users_share_one_runner(shared_server: tuple[str, Path], tmp_path: P
         assert "The job failed" in broken.inner_text()
         assert broken.locator("[data-testid='stCode']").count() == 0
         assert LOG_SECRET not in page.locator("body").inner_text()
+        assert "stand-in runner stops here" not in page.locator("body").inner_text()  # nor its last line
 
         mine.get_by_role("button", name="Cancel").click()
         _wait_text(_card(page, "bob-run", "bob"), r"· cancelled · by bob")
