@@ -59,7 +59,11 @@ def surprisal_figure(rows: pd.DataFrame, *, title: str = "") -> go.Figure:
     fig.update_layout(
         title=esc(title),
         height=420,
-        xaxis={"title": "token (0 = first token where good and bad differ)", "tickvals": tickvals, "ticktext": ticktext},
+        xaxis={
+            "title": "token (0 = first token where good and bad differ)",
+            "tickvals": tickvals,
+            "ticktext": ticktext,
+        },
         yaxis={"title": "surprisal −log p (nats)"},
         legend={"orientation": "h", "y": -0.3},
         margin={"t": 50, "b": 40},

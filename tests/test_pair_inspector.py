@@ -119,3 +119,12 @@ def jobs_admin():
     from taskspace_app.auth import LOCAL
 
     return LOCAL
+
+
+def test_view_on_an_empty_cache_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "No pair inspection is cached yet" in at.info[0].value
+    assert any(c.value.startswith("python -m precompute pairs") for c in at.code)
+    assert len(at.get("plotly_chart")) == 0

@@ -39,7 +39,8 @@ def test_token_scores_equal_plain_computation_and_sum_to_margins(arch, batch_tok
     got = pair_tokens(lm, PAIRS, cfg)
     assert len(got) == len(PAIRS)
     for p, t in zip(PAIRS, got, strict=True):
-        for text, suffix_tokens, suffix_logp in ((p.good, t.good_tokens, t.good_logp), (p.bad, t.bad_tokens, t.bad_logp)):
+        sides = ((p.good, t.good_tokens, t.good_logp), (p.bad, t.bad_tokens, t.bad_logp))
+        for text, suffix_tokens, suffix_logp in sides:
             ids, ref = plain_token_logprobs(lm, text)
             np.testing.assert_allclose(np.concatenate([t.prefix_logp, suffix_logp]), ref, atol=1e-4, rtol=0)
             assert t.prefix_tokens + suffix_tokens == tuple(lm.tokenizer.decode([i]) for i in ids[1:])
@@ -76,7 +77,8 @@ def test_frames_sort_by_margin_and_align_at_the_divergence():
     assert list(first["position"]) == [-1, 0] and list(first["differs"]) == [False, True]
     second = tf[tf["pair"] == 0]
     assert list(second["position"]) == [-2, -1, 0, 1]
-    assert list(second["token_good"]) == ["p0", "p1", "g0", ""] and list(second["token_bad"]) == ["p0", "p1", "b0", "b1"]
+    assert list(second["token_good"]) == ["p0", "p1", "g0", ""]
+    assert list(second["token_bad"]) == ["p0", "p1", "b0", "b1"]
     assert np.isnan(second["logp_good"].iloc[3]) and second["logp_bad_after"].iloc[2] == -1.0
     assert list(tf["rank"]) == [1, 1, 2, 2, 2, 2]
     # the mean reduction divides by each sentence's own token count, prefix included

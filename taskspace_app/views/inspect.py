@@ -97,9 +97,11 @@ def request_form() -> None:
         st.caption("This analysis used a seeded step-0 model; the command uses seed 0.")
     if auth.require_login("start work") and st.button("Compute in the background", key="inspect_start"):
         config = {"kind": "pairs", "name": f"pairs {task}", "args": args, "device": "auto"}
+        # start_job fills {config}/{progress} in the command: braces in user text are escaped
         cmd = [sys.executable, "-m", "precompute", "pairs", *(a.replace("{", "{{").replace("}", "}}") for a in args)]
+        cmd.append("--progress-file={progress}")
         try:
-            status, joined = jobs.start_job(config, command=[*cmd, "--progress-file={progress}"], user=auth.current_user())
+            status, joined = jobs.start_job(config, command=cmd, user=auth.current_user())
             st.toast("joined the same job" if joined else f"job {status.state}")
         except (OSError, jobs.JobError) as exc:
             st.error(f"Could not start: {ui.md(str(exc))}")
