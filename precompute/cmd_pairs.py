@@ -99,7 +99,7 @@ def _compute(
         key = ftgd_cached or ftgd_key(loaded.fingerprint, loaded.spec, tuned, pcfg)
         result = store.get(key) if ftgd_cached else None
         if result is None:
-            print(f"tuning on '{tuned.name}' (FTGD, default config)…")
+            print(f"tuning on '{tuned.name}' (FTGD, not in the cache)…")
             t0 = time.perf_counter()
             result = probing.ftgd_unit(loaded, tuned, pcfg)
             store.put(key, result, task=tuned.name, seconds=round(time.perf_counter() - t0, 3), **meta)

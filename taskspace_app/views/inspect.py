@@ -13,6 +13,8 @@ import streamlit as st
 
 from precompute import jobs
 from taskspace_app import auth, data, ui
+from taskspace_app.validation import server_mode
+from taskspace_core import limits
 from taskspace_core.pair_tokens import load_result, pair_frame, token_frame
 from taskspace_core.store import Store
 from taskspace_core.token_plots import surprisal_figure
@@ -95,7 +97,10 @@ def request_form() -> None:
     st.code("python -m precompute pairs " + " ".join(args), language="bash")
     if spec and spec.get("seed"):
         st.caption("This analysis used a seeded step-0 model; the command uses seed 0.")
-    if auth.require_login("start work") and st.button("Compute in the background", key="inspect_start"):
+    refused = limits.check_request({"models": [model], "device": "auto"}, server_mode())  # header reads only
+    if refused:
+        st.error("Not runnable on this server: " + ui.md("; ".join(refused)))
+    elif auth.require_login("start work") and st.button("Compute in the background", key="inspect_start"):
         config = {"kind": "pairs", "name": f"pairs {task}", "args": args, "device": "auto"}
         # start_job fills {config}/{progress} in the command: braces in user text are escaped
         cmd = [sys.executable, "-m", "precompute", "pairs", *(a.replace("{", "{{").replace("}", "}}") for a in args)]
