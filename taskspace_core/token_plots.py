@@ -16,23 +16,24 @@ _SIDES = (("good", GOOD), ("bad", BAD))
 
 
 def _ticks(rows: pd.DataFrame) -> tuple[list[int], list[str]]:
-    """One label per position: the shared token, or 'good / bad' where the sentences differ."""
+    """One label per position: the token, or 'good / bad' where the two tokens differ (∅: none)."""
     text = []
-    for _, r in rows.iterrows():
-        g, b = esc(r["token_good"]).strip() or "∅", esc(r["token_bad"]).strip() or "∅"
-        text.append(f"{g} / {b}" if r["differs"] else g)
+    for g, b in zip(rows["token_good"], rows["token_bad"], strict=True):
+        g, b = esc(g).strip() or "∅", esc(b).strip() or "∅"
+        text.append(g if g == b else f"{g} / {b}")
     return [int(p) for p in rows["position"]], text
 
 
 def surprisal_figure(rows: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Surprisal (-log p, nats) per token of a pair's good and bad sentence; position 0 is the first
-    differing token (shaded from there on, markers enlarged). ``rows``: one pair of
+    differing token (shaded from there on; markers enlarged where the two tokens differ). ``rows``: one pair of
     :func:`taskspace_core.pair_tokens.token_frame`; its ``_after`` columns, when present, add dashed
     curves after tuning."""
     rows = rows.sort_values("position")
     fig = go.Figure()
     x = rows["position"].to_numpy()
-    size = np.where(rows["differs"].to_numpy(dtype=bool), 11, 6)
+    differ = rows["differs"].to_numpy(dtype=bool) & (rows["token_good"] != rows["token_bad"]).to_numpy()
+    size = np.where(differ, 12, 6)
     after = "logp_good_after" in rows.columns and rows["logp_good_after"].notna().any()
     stages = [("", "solid", "before tuning")] + ([("_after", "dash", "after tuning")] if after else [])
     for suffix, dash, stage in stages:
@@ -60,7 +61,8 @@ def surprisal_figure(rows: pd.DataFrame, *, title: str = "") -> go.Figure:
         title=esc(title),
         height=420,
         xaxis={
-            "title": "token (0 = first token where good and bad differ)",
+            "title": "token (shaded: from the first token where good and bad differ)",
+            "zeroline": False,
             "tickvals": tickvals,
             "ticktext": ticktext,
         },

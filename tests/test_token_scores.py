@@ -83,3 +83,17 @@ def test_frames_sort_by_margin_and_align_at_the_divergence():
     assert list(tf["rank"]) == [1, 1, 2, 2, 2, 2]
     # the mean reduction divides by each sentence's own token count, prefix included
     assert a.margin("mean") == pytest.approx((-3.5 / 3) - (-7.0 / 4))
+
+
+def test_surprisal_figure_marks_the_differing_tokens_and_escapes_them():
+    from taskspace_core.token_plots import surprisal_figure
+
+    p = _pt("g", "b", [-1.0], [-2.0, -0.5], [-3.0, -0.5])
+    p = PairTokens(p.good, p.bad, ("<b>",), p.prefix_logp, ("dogs", " here"), p.good_logp, ("dog", " here"), p.bad_logp)
+    fig = surprisal_figure(token_frame([p]))
+    assert len(fig.data) == 2  # good and bad; no after-tuning curves without them
+    good = fig.data[0]
+    assert list(good.y) == [1.0, 2.0, 0.5]  # surprisal = -log p
+    assert list(good.marker.size) == [6, 12, 6]  # enlarged only where the two tokens differ
+    assert list(fig.layout.xaxis.ticktext) == ["&lt;b&gt;", "dogs / dog", "here"]
+    assert len(surprisal_figure(token_frame([p], [p])).data) == 4
