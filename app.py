@@ -33,6 +33,7 @@ PAGES = [
     ),
     st.Page(VIEWS + "hypotheses.py", title="Hypotheses", icon=":material/science:", url_path="hypotheses"),
     st.Page(VIEWS + "pairs.py", title="Your pairs", icon=":material/edit_note:", url_path="pairs"),
+    st.Page(VIEWS + "inspect.py", title="Pair inspector", icon=":material/manage_search:", url_path="inspect"),
 ]
 
 promote_waiting()  # any page load starts queued jobs if a runner is free (a runner killed hard cannot)

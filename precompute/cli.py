@@ -11,7 +11,7 @@ from taskspace_core.models import ModelError
 from taskspace_core.store import StoreError
 from taskspace_core.tasks import TaskError
 
-COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain", "cmd_users")
+COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain", "cmd_users", "cmd_pairs")
 
 
 def build_parser() -> argparse.ArgumentParser:

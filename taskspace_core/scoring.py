@@ -191,3 +191,21 @@ def margins_with_grad(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> torc
     batch = pack([pair_row(g, b) for g, b in zip(good, bad, strict=True)], loaded.device, loaded.dtype, False)
     sums = row_sums(batch, token_logprobs(loaded.model, batch))
     return sums[:, GOOD] - sums[:, BAD]
+
+
+def pair_token_rows(
+    scorer: PairScorer, pairs: Sequence[MinimalPair], progress: Progress | None = None
+) -> tuple[list[Row], list[np.ndarray]]:
+    """Each pair split at its divergence and its per-token log-probs from the prefix-shared engine.
+
+    Row ``i`` holds the token ids ``prefix | good suffix | bad suffix``; its log-prob array is laid
+    out the same way, with the prefix scored once (its first token, the BOS, predicts and is not
+    scored). Same packed forward passes, batching and OOM handling as :meth:`PairScorer.score_pairs`.
+    """
+    lm = scorer.loaded
+    good = encode(lm.tokenizer, lm.bos_id, [p.good for p in pairs])
+    bad = encode(lm.tokenizer, lm.bos_id, [p.bad for p in pairs])
+    rows = [pair_row(g, b) for g, b in zip(good, bad, strict=True)]
+    _, per_tok = scorer._run_rows(rows, with_prefix=True, keep_tokens=True, progress=progress)
+    assert per_tok is not None
+    return rows, per_tok
