@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from taskspace_core.models import ModelError
+from taskspace_core.configs import ModelError
 from taskspace_core.tasks import TaskError
 
 COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain")
