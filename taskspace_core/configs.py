@@ -320,21 +320,31 @@ class RunConfig:
         return parse_config(raw, name, device)
 
 
-def _section_config(section: str, raw: dict[str, Any]) -> ProbeConfig:
-    """ProbeConfig of a run's switches; an error names ``section.field`` and the allowed values."""
-    for s in ("probe", "scoring", "ftgd"):
-        if not isinstance(raw.get(s) or {}, dict):
-            raise ConfigError(f"'{s}' must be a mapping of switches", s)
+_SECTIONS = {"probe": ProbeConfig, "scoring": ScoringConfig, "ftgd": FTGDConfig}
+
+
+def _section(section: str, raw: dict[str, Any]) -> Any:
+    """The config of one switches section; an error names ``section.field`` and the allowed values."""
+    data = raw.get(section) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{section}' must be a mapping of switches", section)
+    cls = _SECTIONS[section]
     try:
-        return ProbeConfig.from_dict(raw.get("probe"), raw.get("scoring"), raw.get("ftgd"))
+        return cls.from_dict(data)
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
-        section = {FTGDError: "ftgd", ProbeError: "probe"}.get(type(e), "scoring")
-        names = [f.name for f in fields({"ftgd": FTGDConfig, "probe": ProbeConfig}.get(section, ScoringConfig))]
         word = str(e).split(" ")[0]
-        bad = next((n for n in names if n == word), "")
+        bad = next((f.name for f in fields(cls) if f.name == word), "")
         raise ConfigError(f"{section}: {e}", f"{section}.{bad}" if bad else section) from e
+
+
+def _probe_config(raw: dict[str, Any]) -> ProbeConfig:
+    probe = _section("probe", raw)  # its own fields first, so each section reports its own error
+    parts = {s: _section(s, raw) for s in ("scoring", "ftgd")}
+    from dataclasses import replace
+
+    return replace(probe, **parts)
 
 
 def _methods(raw: dict[str, Any]) -> tuple[str, ...]:
@@ -370,7 +380,8 @@ def _checks(raw: dict[str, Any], device: str | None) -> dict[str, Any]:
         _choice(lambda m: ConfigError(m, "dtype"), "dtype", dtype, DTYPES)
 
     return {"models": models, "tasks": task_list, "methods": lambda: _methods(raw),
-            "probe": lambda: _section_config("probe", raw), "dtype": placement}  # fmt: skip
+            "scoring": lambda: _section("scoring", raw), "ftgd": lambda: _section("ftgd", raw),
+            "probe": lambda: _probe_config(raw), "dtype": placement}  # fmt: skip
 
 
 def parse_config(raw: dict[str, Any], name: str = "config", device: str | None = None) -> RunConfig:
