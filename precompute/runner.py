@@ -11,8 +11,6 @@ imports torch until a unit has to be computed, so a cache-hit run never does.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -25,6 +23,7 @@ from taskspace_core import methods as registry
 from taskspace_core.configs import ModelEntry, ProbeConfig, RunConfig
 from taskspace_core.methods import Assembly, Unit, UnitContext
 from taskspace_core.model_files import cached_fingerprint
+from taskspace_core.records import PlanSummary, ProgressRecord
 from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, save_space, space_key
 from taskspace_core.sources import load_many
 from taskspace_core.store import Store, canonical, make_key
@@ -67,22 +66,22 @@ class Plan:
                 out[u.kind]["cached"] += u.key in mp.cached
         return {k: v for k, v in out.items() if v["total"]}
 
-    def summary(self, store: Store) -> dict[str, Any]:
+    def summary(self, store: Store) -> PlanSummary:
         counts = self.counts()
         total = sum(c["total"] for c in counts.values())
         cached = sum(c["cached"] for c in counts.values())
         secs = unit_seconds(store)
         est = sum(secs[u.kind] for mp in self.models for u in mp.todo)
-        return {
-            "config": self.config.name,
-            "models": [mp.entry.spec.label for mp in self.models],
-            "tasks": len(self.taskset),
-            "units_total": total,
-            "units_cached": cached,
-            "units_todo": total - cached,
-            "by_type": counts,
-            "estimated_seconds": round(est, 1),
-        }
+        return PlanSummary(
+            config=self.config.name,
+            models=[mp.entry.spec.label for mp in self.models],
+            tasks=len(self.taskset),
+            units_total=total,
+            units_cached=cached,
+            units_todo=total - cached,
+            by_type=counts,
+            estimated_seconds=round(est, 1),
+        )
 
 
 def unit_seconds(store: Store) -> dict[str, float]:
@@ -114,14 +113,21 @@ def _unit_keys(fp: str, entry: ModelEntry, tasks: TaskSet, cfg: RunConfig, pcfg:
     return units
 
 
-def build_plan(cfg: RunConfig, store: Store, loaded_cache: dict[int, LoadedModel] | None = None) -> Plan:
-    """Units of every model with their cache state; loads a model only if its fingerprint is unknown."""
-    taskset = load_many(cfg.tasks)
+def build_plan(
+    cfg: RunConfig, store: Store, loaded_cache: dict[int, LoadedModel] | None = None, taskset: TaskSet | None = None
+) -> Plan:
+    """Units of every model with their cache state; loads a model only if its fingerprint is unknown.
+
+    ``loaded_cache`` may already hold loaded models by index (their fingerprints are used);
+    ``taskset`` replaces the config's task sources (the Python API passes tasks it holds).
+    """
+    taskset = taskset if taskset is not None else load_many(cfg.tasks)
     pcfg = cfg.probe_config()  # built and validated once, when the config was parsed
     config_hash = make_key("cfg", cfg=canonical({"m": cfg.methods, "p": pcfg.key()}))
     models = []
     for i, entry in enumerate(cfg.models):
-        fp = cached_fingerprint(entry.spec)
+        given = (loaded_cache or {}).get(i)
+        fp = given.fingerprint if given is not None else cached_fingerprint(entry.spec)
         if fp is None:
             from taskspace_core.models import load_model
 
@@ -170,19 +176,16 @@ class Progress:
         if self.path is None or (not force and time.time() - self._last < 0.5):
             return
         self._last = time.time()
-        body = {
-            "state": state,
-            "done": sum(v[0] for v in self.counts.values()),
-            "total": sum(v[1] for v in self.counts.values()),
-            "by_type": self.counts,
-            "eta_s": round(self.eta(), 1),
-            "elapsed_s": round(time.time() - self.t0, 1),
-            "message": self.message,
-            "updated": time.time(),
-        }
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, self.path)
+        ProgressRecord(
+            state=state,
+            done=sum(v[0] for v in self.counts.values()),
+            total=sum(v[1] for v in self.counts.values()),
+            by_type=self.counts,
+            eta_s=round(self.eta(), 1),
+            elapsed_s=round(time.time() - self.t0, 1),
+            message=self.message,
+            updated=time.time(),
+        ).write(self.path)
 
     def close(self, state: str) -> None:
         for b in self.bars.values():

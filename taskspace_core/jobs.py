@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 
 from taskspace_core.paths import cache_dir
+from taskspace_core.records import FINAL_STATES, PlanSummary, ProgressRecord
 from taskspace_core.store import canonical
 
-FINAL_STATES = ("done", "failed", "cancelled")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _CHILDREN: dict[str, subprocess.Popen] = {}  # wrappers started by this process; polled to reap zombies
 
@@ -104,7 +104,7 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float = 300.0) -> dict[str, Any]:
+def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float = 300.0) -> PlanSummary:
     """The runner's dry-run plan of ``config`` (units total/cached/to do, estimated seconds).
 
     Raises :class:`JobError` with the runner's last error line when it cannot plan.
@@ -120,8 +120,8 @@ def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float
             raise JobError(f"planning took longer than {timeout:.0f} s") from None
     for line in reversed(res.stdout.strip().splitlines()):
         if line.startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
-                return json.loads(line)
+            with contextlib.suppress(ValueError, TypeError):
+                return PlanSummary.from_json(line)
     err = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
     raise JobError(f"the runner could not plan this config: {err}")
 
@@ -166,13 +166,13 @@ def job_status(jid: str, cache: str | Path | None = None) -> JobStatus | None:
     d = jobs_root(cache) / jid
     if not (d / "config.yaml").exists():
         return None
-    prog = _read_json(d / "progress.json")
+    prog = ProgressRecord.read(d / "progress.json") or ProgressRecord()
     meta = _read_json(d / "job.json")
     alive = _alive(jid, d)
     rc: int | None = None
     with contextlib.suppress(OSError, ValueError):
         rc = int((d / "rc").read_text().strip())
-    state = str(prog.get("state", "starting"))
+    state = prog.state
     if not alive and state not in FINAL_STATES:
         # the wrapper is gone without a final state: crashed or killed hard
         state = "cancelled" if (d / "cancel").exists() else ("done" if rc == 0 else "failed")
@@ -180,12 +180,12 @@ def job_status(jid: str, cache: str | Path | None = None) -> JobStatus | None:
         id=jid,
         name=str(meta.get("name", jid)),
         state=state,
-        done=int(prog.get("done", 0) or 0),
-        total=int(prog.get("total", 0) or 0),
-        by_type={k: list(v) for k, v in (prog.get("by_type") or {}).items()},
-        eta_s=prog.get("eta_s"),
-        message=str(prog.get("message", "") or ""),
-        updated=float(prog.get("updated", 0) or 0),
+        done=int(prog.done or 0),
+        total=int(prog.total or 0),
+        by_type={k: list(v) for k, v in (prog.by_type or {}).items()},
+        eta_s=prog.eta_s,
+        message=str(prog.message or ""),
+        updated=float(prog.updated or 0),
         started=float(meta.get("started", 0) or 0),
         alive=alive,
         returncode=rc,
@@ -301,13 +301,9 @@ def load_config(jid: str, cache: str | Path | None = None) -> dict[str, Any]:
 
 
 def _write_final(prog_path: Path, state: str, message: str) -> None:
-    prog = _read_json(prog_path)
-    if prog.get("state") in FINAL_STATES:
-        return
-    prog.update({"state": state, "message": message, "updated": time.time()})
-    tmp = prog_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(prog), encoding="utf-8")
-    tmp.replace(prog_path)
+    prog = ProgressRecord.read(prog_path) or ProgressRecord()
+    if not prog.final:
+        prog.finished(state, message).write(prog_path)
 
 
 def _wrap(d: Path) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from taskspace_core import methods
+from taskspace_core.records import SpaceRecord
 from taskspace_core.store import Store, make_key
 
 
@@ -138,9 +139,9 @@ def space_key(fingerprint: str, revision: str | None, taskset_hash: str, config_
 
 
 def save_space(store: Store, key: str, space: SpaceResult) -> None:
-    store.put(
-        key,
-        space,
+    """Write a space and its :class:`SpaceRecord` (the one writer of that record)."""
+    found = [m.config_name for m in methods.methods() if m.config_name and set(m.fields) & set(space.matrices)]
+    record = SpaceRecord(
         model=space.model.label,
         fingerprint=space.model.fingerprint,
         revision=space.model.revision,
@@ -149,15 +150,14 @@ def save_space(store: Store, key: str, space: SpaceResult) -> None:
         series=space.series,
         tasks=space.taskset,
         n_tasks=len(space.tasks),
-        methods=[
-            m.config_name for m in methods.methods() if m.config_name and any(f in space.matrices for f in m.fields)
-        ],
+        methods=list(dict.fromkeys(found)),
     )
+    store.put(key, space, **record.meta())
 
 
-def list_spaces(store: Store) -> list[dict]:
-    """Metadata of every assembled space, newest first."""
-    return sorted(store.entries("space"), key=lambda r: -float(r.get("created", 0)))
+def list_spaces(store: Store) -> list[SpaceRecord]:
+    """The record of every assembled space, newest first (the one reader of that record)."""
+    return sorted((SpaceRecord.from_dict(r) for r in store.entries("space")), key=lambda r: -float(r.created or 0))
 
 
 def load_space(store: Store, key: str) -> SpaceResult | None:
