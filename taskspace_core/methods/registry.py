@@ -127,20 +127,22 @@ _KINDS: dict[str, UnitKind] = {}
 _METHODS: dict[str, Method] = {}
 
 
+def _known_kinds(names: tuple[str, ...], what: str) -> None:
+    missing = [n for n in names if n not in _KINDS]
+    if missing:
+        raise ValueError(f"{what} reads unknown unit kind(s) {missing}; register them first")
+
+
 def register_kind(kind: UnitKind) -> UnitKind:
     """Add (or replace, by name) a unit kind; kinds it needs must be registered first."""
-    missing = [n for n in kind.needs if n not in _KINDS]
-    if missing:
-        raise ValueError(f"unit kind {kind.name} needs unknown kind(s) {missing}")
+    _known_kinds(kind.needs, f"unit kind {kind.name}")
     _KINDS[kind.name] = kind
     return kind
 
 
 def register(method: Method) -> Method:
     """Add (or replace, by name) a method; its unit kinds must be registered."""
-    missing = [k for k in method.kinds if k not in _KINDS]
-    if missing:
-        raise ValueError(f"method {method.name} reads unknown unit kind(s) {missing}")
+    _known_kinds(method.kinds, f"method {method.name}")
     _METHODS[method.name] = method
     return method
 
