@@ -92,15 +92,22 @@ def rerun_only(cmd: list[str], env: dict, full_config: str, reps: int = 5) -> No
     if '"units_todo": 0' not in probe.stdout:
         print(f"computing {cmd[-1]} once (not timed as a rerun) ...", flush=True)
         print(f"  first run: {run([*cmd, '--quiet'], env):.0f} s")
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     times = [run([*cmd, "--quiet"], env) for _ in range(reps)]
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime) / reps  # a busy box inflates wall time
     imp = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:], "--quiet"], env=env, cwd=ROOT,
                          capture_output=True, text=True, check=True).stderr  # fmt: skip
     torch_lines = [ln for ln in imp.splitlines() if ln.rstrip().endswith("| torch")]
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     plan_full = run([sys.executable, "-m", "precompute", "run", "--config", full_config, "--dry-run", "--json"], env)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    plan_cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     print(f"config: {cmd[-1]}")
     print(f"rerun (cache hit): median {sorted(times)[len(times) // 2]:.2f} s, best {min(times):.2f} s over {reps}")
+    print(f"rerun CPU time (user + sys): {cpu:.2f} s per rerun; load average now {os.getloadavg()[0]:.1f}")
     print(f"torch imported by the rerun: {'yes' if torch_lines else 'no'}")
-    print(f"dry-run plan of {full_config} on this cache: {plan_full:.2f} s")
+    print(f"dry-run plan of {full_config} on this cache: {plan_full:.2f} s wall, {plan_cpu:.2f} s CPU")
 
 
 def main() -> None:
