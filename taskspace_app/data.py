@@ -18,6 +18,7 @@ import streamlit as st
 
 from taskspace_core import methods, spaces
 from taskspace_core.paths import cache_dir
+from taskspace_core.records import SpaceRecord
 from taskspace_core.results import SpaceResult, list_spaces, load_space
 from taskspace_core.store import Store
 
@@ -36,8 +37,8 @@ def _store(directory: str) -> Store:
 
 
 @st.cache_data(ttl=3, show_spinner=False)
-def entries(directory: str) -> list[dict[str, Any]]:
-    """Metadata of every assembled space (cheap: no result is unpickled)."""
+def entries(directory: str) -> list[SpaceRecord]:
+    """The record of every assembled space (cheap: no result is read); records read like dicts."""
     return list_spaces(_store(directory))
 
 
