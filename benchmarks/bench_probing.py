@@ -7,6 +7,12 @@ hit), and the speed-up of applying a task's sparse update in place (and restorin
 over a deep copy of the model per task.
 
     .venv/bin/python benchmarks/bench_probing.py [--config configs/default.yaml] [--keep DIR]
+    .venv/bin/python benchmarks/bench_probing.py --rerun [--small] [--keep DIR]
+
+``--rerun`` times only cache-hit reruns (computing the config once first if the cache lacks
+it), checks that they import no torch, and times a dry-run plan of the full config on the
+same cache. ``--small`` runs a cut-down copy of the config (its first 3 tasks, 8 + 8 pairs,
+2 FTGD steps), to measure the cache-hit path without the 14-minute computation.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from _common import ROOT, peak_rss_mb
 
 from taskspace_core.paths import models_dir
@@ -64,10 +71,51 @@ def inplace_vs_deepcopy(cache: Path, reps: int) -> tuple[float, float]:
     return inplace, deep
 
 
+def small_config(config: str, out: Path) -> str:
+    """The config cut down to its first three built-in tasks and tiny limits (same models, same methods)."""
+    raw = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    src = raw["tasks"][0]
+    kind, names = src.split(":", 1) if ":" in src else (src, "")
+    raw["tasks"] = [f"{kind}:{','.join(names.split(',')[:3])}"] if names else raw["tasks"]
+    raw["name"] = f"{raw.get('name', 'config')}-small"
+    raw["probe"] = {**(raw.get("probe") or {}), "n_tune": 8, "n_eval": 8}
+    raw["ftgd"] = {**(raw.get("ftgd") or {}), "steps": 2, "mask_pairs": 4, "batch_size": 4}
+    path = out / "small.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def rerun_only(cmd: list[str], env: dict, full_config: str, reps: int = 5) -> None:
+    """Cache-hit reruns: wall times, whether torch was imported, and a dry-run plan of the full config."""
+    probe = subprocess.run([sys.executable, "-m", "precompute", "run", "--config", cmd[-1], "--dry-run", "--json"],
+                           env=env, cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    if '"units_todo": 0' not in probe.stdout:
+        print(f"computing {cmd[-1]} once (not timed as a rerun) ...", flush=True)
+        print(f"  first run: {run([*cmd, '--quiet'], env):.0f} s")
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    times = [run([*cmd, "--quiet"], env) for _ in range(reps)]
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime) / reps  # a busy box inflates wall time
+    imp = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:], "--quiet"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, check=True).stderr  # fmt: skip
+    torch_lines = [ln for ln in imp.splitlines() if ln.rstrip().endswith("| torch")]
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    plan_full = run([sys.executable, "-m", "precompute", "run", "--config", full_config, "--dry-run", "--json"], env)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    plan_cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    print(f"config: {cmd[-1]}")
+    print(f"rerun (cache hit): median {sorted(times)[len(times) // 2]:.2f} s, best {min(times):.2f} s over {reps}")
+    print(f"rerun CPU time (user + sys): {cpu:.2f} s per rerun; load average now {os.getloadavg()[0]:.1f}")
+    print(f"torch imported by the rerun: {'yes' if torch_lines else 'no'}")
+    print(f"dry-run plan of {full_config} on this cache: {plan_full:.2f} s wall, {plan_cpu:.2f} s CPU")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--keep", default=None, help="use (and keep) this cache directory instead of a temporary one")
+    ap.add_argument("--rerun", action="store_true", help="time cache-hit reruns only (computes once if needed)")
+    ap.add_argument("--small", action="store_true", help="with --rerun: a cut-down copy of the config")
     args = ap.parse_args()
     cache = Path(args.keep or tempfile.mkdtemp(prefix="bench-probing-"))
     models_dir(cache).mkdir(parents=True, exist_ok=True)
@@ -75,7 +123,11 @@ def main() -> None:
     if src.exists() and not (models_dir(cache) / "smollm2-135m").exists():
         os.symlink(src, models_dir(cache) / "smollm2-135m")
     env = {**os.environ, "TASKSPACE_CACHE": str(cache)}
-    cmd = [sys.executable, "-m", "precompute", "run", "--config", args.config]
+    config = small_config(args.config, cache) if args.small else args.config
+    cmd = [sys.executable, "-m", "precompute", "run", "--config", config]
+    if args.rerun:
+        rerun_only(cmd, env, args.config)
+        return
     wall = run([*cmd, "--quiet"], env)
     rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rerun = run([*cmd, "--quiet"], env)

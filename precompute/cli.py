@@ -7,18 +7,22 @@ import importlib
 import logging
 import sys
 
-from taskspace_core.models import ModelError
+from taskspace_core.configs import ModelError
 from taskspace_core.store import StoreError
 from taskspace_core.tasks import TaskError
 
 COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain", "cmd_users", "cmd_pairs")
+# the module of each subcommand: a command line imports only its own (``run`` never imports torch)
+COMMAND_MODULES = {"eval": "cmd_eval", "tasks": "cmd_tasks", "run": "cmd_run", "export": "cmd_run",
+                   "pretrain": "cmd_pretrain", "users": "cmd_users", "pairs": "cmd_pairs"}  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens underneath")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name in [COMMAND_MODULES[first]] if first in COMMAND_MODULES else COMMANDS:
         try:
             module = importlib.import_module(f"precompute.{name}")
         except ModuleNotFoundError as e:
@@ -30,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return int(args.func(args) or 0)

@@ -10,8 +10,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from precompute.common import add_model_args, model_spec, table
-from taskspace_core.models import LoadedModel, ModelSpec, cached_fingerprint, load_model
-from taskspace_core.scoring import PairScorer, ScoringConfig, task_metrics
+from taskspace_core.configs import ModelSpec, ScoringConfig
+from taskspace_core.model_files import cached_fingerprint
 from taskspace_core.sources import load_many
 from taskspace_core.store import Store, make_key
 from taskspace_core.tasks import Task
@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = ScoringConfig(
         reduction=args.reduction, share_prefix=not args.no_share_prefix, max_batch_tokens=args.batch_tokens
     )
+    from taskspace_core.models import load_model  # torch: only where a model is needed
+    from taskspace_core.scoring import PairScorer, task_metrics
+
     store = Store()
-    loaded: LoadedModel | None = None
+    loaded = None
     fingerprint = cached_fingerprint(spec)
     if fingerprint is None:
         loaded = load_model(spec)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 from pathlib import Path
 
 from precompute.config import load_config
 from precompute.executors import EXECUTORS, execute
 from precompute.runner import Plan, Progress, build_plan
+from taskspace_core.records import PlanSummary
 from taskspace_core.store import Store
 
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=export)
 
 
-def _print_plan(plan: Plan, summary: dict) -> None:
+def _print_plan(plan: Plan, summary: PlanSummary) -> None:
     print(f"plan for '{plan.config.name}': {len(plan.models)} model(s) x {len(plan.taskset)} tasks")
     for kind, c in summary["by_type"].items():
         print(f"  {kind:>8}: {c['total']:5d} units, {c['cached']:5d} cached, {c['total'] - c['cached']:5d} to do")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(cfg, store, loaded, load_weights=not (args.dry_run and args.no_weights))
     summary = plan.summary(store)
     if args.dry_run:
-        print(json.dumps(summary) if args.json else "", end="\n" if args.json else "")
+        print(summary.to_json() if args.json else "", end="\n" if args.json else "")
         if not args.json:
             _print_plan(plan, summary)
         return 0

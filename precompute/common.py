@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from taskspace_core.models import OFFLINE_DEFAULT, ModelSpec
+from taskspace_core.configs import OFFLINE_DEFAULT, ModelSpec
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

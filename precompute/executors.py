@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from precompute.runner import (
     ModelPlan,
@@ -28,9 +28,13 @@ from precompute.runner import (
     run_model,
     write_unit,
 )
-from taskspace_core.models import LoadedModel, ModelError, describe, load_model
+from taskspace_core import methods as registry
+from taskspace_core.configs import ModelError
 from taskspace_core.results import SpaceResult, load_space, save_space
 from taskspace_core.store import Store
+
+if TYPE_CHECKING:
+    from taskspace_core.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +104,9 @@ def worker_device(config_device: str, cluster_gpus: float) -> tuple[str, int]:
 
 
 def shipped_values(mp: ModelPlan, store: Store) -> dict[str, Any]:
-    """The cached values a worker's missing units read: FTGD results of the model's tuned tasks."""
-    if not any(u.kind in ("transfer", "egrad") for u in mp.todo):
-        return {}
-    return {u.key: store.require(u.key) for u in mp.units if u.kind == "ftgd" and u.key in mp.cached}
+    """The cached values a worker's missing units read (e.g. the FTGD results transfers apply)."""
+    needed = {n for u in mp.todo for n in registry.kind(u.kind).needs}
+    return {u.key: store.require(u.key) for u in mp.units if u.kind in needed and u.key in mp.cached}
 
 
 def model_units(mp: ModelPlan, plan: Plan, shipped: dict[str, Any], device: str) -> Iterator[tuple[Any, ...]]:
@@ -113,6 +116,8 @@ def model_units(mp: ModelPlan, plan: Plan, shipped: dict[str, Any], device: str)
     from ``shipped``. The model must be the one the driver planned for (same weight
     fingerprint), or the units would be stored under another model's keys.
     """
+    from taskspace_core.models import describe, load_model
+
     loaded = load_model(replace(mp.entry.spec, device=device))
     if loaded.fingerprint != mp.fingerprint:
         raise ModelError(

@@ -13,7 +13,7 @@ import pandas as pd
 
 import taskspace_core
 from precompute.runner import Plan, iter_spaces
-from taskspace_core import spaces
+from taskspace_core import methods, spaces
 from taskspace_core.pairfiles import safe_csv_frame
 from taskspace_core.results import SpaceResult, symmetric_views
 from taskspace_core.store import Store
@@ -42,18 +42,15 @@ def export_space(space: SpaceResult, out: Path, n_permutations: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     names = space.names
     files = []
-    mats = {
-        "T": space.T,
-        "T_first_order": space.T_first_order,
-        "G": space.G,
-        "J": space.J,
-        "lift_per_tensor": space.lift_per_tensor,
-        "lift_uniform": space.lift_uniform,
-        **symmetric_views(space),
-    }
-    for name, M in mats.items():
-        if M is not None:
-            _matrix_csv(out / f"{name}.csv", np.asarray(M), names)
+    mats = {methods.export_name(k): M for k, M in space.matrices.items()}
+    for name, M in {**mats, **symmetric_views(space)}.items():
+        M = np.asarray(M)
+        if M.ndim == 3:  # a stack of task spaces (one per layer): one file each
+            for layer, S in enumerate(M):
+                _matrix_csv(out / f"{name}_{layer:02d}.csv", S, names)
+                files.append(f"{name}_{layer:02d}.csv")
+        else:
+            _matrix_csv(out / f"{name}.csv", M, names)
             files.append(f"{name}.csv")
     tasks = pd.DataFrame([{**t.tags, **{k: getattr(t, k) for k in ("name", "category", "field")}} for t in space.tasks])
     for metric, values in space.eval1.items():
@@ -77,8 +74,7 @@ def export_space(space: SpaceResult, out: Path, n_permutations: int) -> dict:
 
 
 def export_plan(plan: Plan, store: Store, out: Path, n_permutations: int = 9999) -> Path:
-    import torch
-    import transformers
+    from importlib.metadata import version
 
     out.mkdir(parents=True, exist_ok=True)
     series = list(iter_spaces(plan, store))
@@ -96,8 +92,8 @@ def export_plan(plan: Plan, store: Store, out: Path, n_permutations: int = 9999)
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": {
             "taskspace": taskspace_core.__version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "torch": version("torch"),
+            "transformers": version("transformers"),
             "numpy": np.__version__,
             "python": platform.python_version(),
         },

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-FINAL_STATES = ("done", "failed", "cancelled")
+from taskspace_core.records import ProgressRecord
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHILDREN: dict[str, subprocess.Popen] = {}  # wrappers started by this process; polled to reap zombies
 
@@ -131,11 +132,9 @@ def tail(path: Path, n_lines: int, max_bytes: int = 64_000) -> str:
 
 
 def write_final(prog_path: Path, state: str, message: str) -> None:
-    prog = read_json(prog_path)
-    if prog.get("state") in FINAL_STATES:
-        return
-    prog.update({"state": state, "message": message, "updated": time.time()})
-    write_json(prog_path, prog)
+    prog = ProgressRecord.read(prog_path) or ProgressRecord()
+    if not prog.final:
+        prog.finished(state, message).write(prog_path)
 
 
 def wrap(d: Path) -> int:

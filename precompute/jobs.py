@@ -31,6 +31,7 @@ from precompute import job_process as _proc
 from precompute.job_process import FINAL_STATES, REPO_ROOT, read_json, runner_env
 from precompute.job_queue import device_slot, enqueue, positions, promote, promote_locked, queue_lock, withdraw_locked
 from taskspace_core.paths import cache_dir, jobs_dir
+from taskspace_core.records import PlanSummary, ProgressRecord
 from taskspace_core.store import canonical
 
 __all__ = [
@@ -178,7 +179,7 @@ def runner_command(config_path: Path, progress_path: Path) -> list[str]:
     ]
 
 
-def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float = 300.0) -> dict[str, Any]:
+def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float = 300.0) -> PlanSummary:
     """The runner's dry-run plan of ``config`` (units total/cached/to do, estimated seconds).
 
     Never loads model weights (``--no-weights``): this runs inside a page request.
@@ -198,8 +199,8 @@ def plan(config: dict[str, Any], cache: str | Path | None = None, timeout: float
             raise JobError(f"planning took longer than {timeout:.0f} s") from None
     for line in reversed(res.stdout.strip().splitlines()):
         if line.startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
-                return json.loads(line)
+            with contextlib.suppress(ValueError, TypeError):
+                return PlanSummary.from_json(line)
     err = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
     raise JobError(f"the runner could not plan this config: {err}")
 
@@ -213,14 +214,14 @@ def job_status(
     d = jobs_root(cache) / jid
     if not (d / "config.yaml").exists():
         return None
-    prog = read_json(d / "progress.json")
+    prog = ProgressRecord.read(d / "progress.json") or ProgressRecord()
     meta = read_json(d / "job.json")
     alive = _proc.alive(d)
     rc: int | None = None
     with contextlib.suppress(OSError, ValueError):
         rc = int((d / "rc").read_text().strip())
     waiting = (d / "queued").exists()
-    state = "queued" if waiting else str(prog.get("state", "starting"))
+    state = "queued" if waiting else prog.state
     if not waiting and not alive and state not in FINAL_STATES:
         # the wrapper is gone without a final state: crashed or killed hard
         state = "cancelled" if (d / "cancel").exists() else ("done" if rc == 0 else "failed")
@@ -229,12 +230,12 @@ def job_status(
         id=jid,
         name=str(meta.get("name", jid)),
         state=state,
-        done=int(prog.get("done", 0) or 0),
-        total=int(prog.get("total", 0) or 0),
-        by_type={k: list(v) for k, v in (prog.get("by_type") or {}).items()},
-        eta_s=prog.get("eta_s") if not waiting else meta.get("plan_eta_s"),
-        message=str(prog.get("message", "") or ""),
-        updated=float(prog.get("updated", 0) or 0),
+        done=int(prog.done or 0),
+        total=int(prog.total or 0),
+        by_type={k: list(v) for k, v in (prog.by_type or {}).items()},
+        eta_s=prog.eta_s if not waiting else meta.get("plan_eta_s"),
+        message=str(prog.message or ""),
+        updated=float(prog.updated or 0),
         started=float(meta.get("started", 0) or 0),
         alive=alive,
         returncode=rc,

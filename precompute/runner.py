@@ -1,44 +1,41 @@
 """Plan and run a config unit by unit, through the store (resumable, O(N) per added task).
 
-Units per model: ``base`` (untuned scores of task j), ``ftgd`` (mask + sparse update +
-curve + gradient sketch of task i), ``transfer`` (tuned-i scored on j) or, for the
-first-order estimate, ``egrad`` (eval-metric gradient of j). Each is one cache entry, so a
-run killed anywhere recomputes only what is missing. When a model's units are all
-there, they are assembled into one :class:`SpaceResult` for the app.
+The unit kinds and methods come from the registry (:mod:`taskspace_core.methods`): e.g.
+``base`` (untuned scores of task j), ``ftgd`` (mask + sparse update + curve + gradient
+sketch of task i), ``transfer`` (tuned-i scored on j), ``egrad`` (first-order column j),
+``rep`` (hidden-state differences of task j). Each unit is one cache entry, so a run
+killed anywhere recomputes only what is missing. When a model's units are all there, the
+active methods assemble them into one :class:`SpaceResult` for the app. Nothing here
+imports torch until a unit has to be computed, so a cache-hit run never does.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from precompute.config import ModelEntry, RunConfig
+from taskspace_core import methods as registry
+from taskspace_core.configs import ModelEntry, ProbeConfig, RunConfig
 from taskspace_core.limits import check_plan
-from taskspace_core.models import LoadedModel, cached_fingerprint, describe, load_model
+from taskspace_core.methods import Assembly, Unit, UnitContext
+from taskspace_core.model_files import cached_fingerprint
+from taskspace_core.records import PlanSummary, ProgressRecord
 from taskspace_core.results import ModelInfo, SpaceResult, TaskInfo, save_space, shown_hash, space_key
 from taskspace_core.sources import load_many
 from taskspace_core.store import MissingEntry, Store, canonical, make_key
 from taskspace_core.tasks import Task, TaskSet
 
-UNIT_KINDS = ("base", "ftgd", "transfer", "egrad")
-# Seconds per unit on a 2-core CPU for a SmolLM2-sized model at 48 eval pairs, until measured here.
-DEFAULT_SECONDS = {"base": 2.5, "ftgd": 20.0, "transfer": 2.5, "egrad": 6.0}
 UNKNOWN_FINGERPRINT = "not-fingerprinted-yet"  # a plan made without loading weights
 
+if TYPE_CHECKING:
+    from taskspace_core.models import LoadedModel
 
-@dataclass(frozen=True)
-class Unit:
-    kind: str
-    key: str
-    task: str
-    other: str | None = None  # the evaluated task j of a transfer unit
+__all__ = ["ModelPlan", "Plan", "Progress", "Unit", "assemble_space", "build_plan", "compute_units", "run_model"]
 
 
 @dataclass
@@ -60,90 +57,93 @@ class Plan:
     taskset: TaskSet
     models: list[ModelPlan]
 
+    @property
+    def pcfg(self) -> ProbeConfig:
+        return self.config.probe_config()
+
     def counts(self) -> dict[str, dict[str, int]]:
-        out = {k: {"total": 0, "cached": 0} for k in UNIT_KINDS}
+        out = {k.name: {"total": 0, "cached": 0} for k in registry.kinds()}
         for mp in self.models:
             for u in mp.units:
                 out[u.kind]["total"] += 1
                 out[u.kind]["cached"] += u.key in mp.cached
         return {k: v for k, v in out.items() if v["total"]}
 
-    def summary(self, store: Store) -> dict[str, Any]:
+    def summary(self, store: Store) -> PlanSummary:
         counts = self.counts()
         total = sum(c["total"] for c in counts.values())
         cached = sum(c["cached"] for c in counts.values())
         secs = unit_seconds(store)
         est = sum(secs[u.kind] for mp in self.models for u in mp.todo)
-        return {
-            "config": self.config.name,
-            "models": [mp.entry.spec.label for mp in self.models],
-            "tasks": len(self.taskset),
-            "units_total": total,
-            "units_cached": cached,
-            "units_todo": total - cached,
-            "by_type": counts,
-            "estimated_seconds": round(est, 1),
-            "unfingerprinted": [mp.entry.spec.label for mp in self.models if mp.fingerprint == UNKNOWN_FINGERPRINT],
-        }
+        return PlanSummary(
+            config=self.config.name,
+            models=[mp.entry.spec.label for mp in self.models],
+            tasks=len(self.taskset),
+            units_total=total,
+            units_cached=cached,
+            units_todo=total - cached,
+            by_type=counts,
+            estimated_seconds=round(est, 1),
+            unfingerprinted=[mp.entry.spec.label for mp in self.models if mp.fingerprint == UNKNOWN_FINGERPRINT],
+        )
 
 
 def unit_seconds(store: Store) -> dict[str, float]:
     """Mean measured seconds per unit kind from earlier runs (defaults until measured)."""
-    sums: dict[str, list[float]] = {k: [] for k in UNIT_KINDS}
+    sums: dict[str, list[float]] = {k.name: [] for k in registry.kinds()}
     for rec in store.entries():
         if rec.get("kind") in sums and rec.get("seconds"):
             sums[rec["kind"]].append(float(rec["seconds"]))
-    return {k: (sum(v) / len(v) if v else DEFAULT_SECONDS[k]) for k, v in sums.items()}
+    return {k: (sum(v) / len(v) if v else registry.kind(k).seconds) for k, v in sums.items()}
 
 
-def _unit_keys(fp: str, entry: ModelEntry, tasks: TaskSet, cfg: RunConfig, pcfg: Any) -> list[Unit]:
+def _unit_keys(fp: str, entry: ModelEntry, tasks: TaskSet, cfg: RunConfig, pcfg: ProbeConfig) -> list[Unit]:
+    """Every unit of one model: the unit kinds of the active methods, keyed as each kind declares."""
     rev = entry.spec.revision
     units: list[Unit] = []
-    need_transfer = "transfer" in cfg.methods
-    for t in tasks:
-        h = t.content_hash()
-        # base scores always: cheap, and every view shows the untuned accuracy beside the space
-        units.append(Unit("base", make_key("base", fp=fp, rev=rev, task=h, **pcfg.unit_key("base")), t.name))
-        units.append(Unit("ftgd", make_key("ftgd", fp=fp, rev=rev, task=h, **pcfg.unit_key("ftgd")), t.name))
-    if need_transfer and pcfg.transfer == "first_order":
-        # a first-order column dots task j's eval gradient with every task's update: it depends on the set
+    for kind in registry.planned_kinds(registry.active(cfg.methods, pcfg)):
+        parts = kind.key_parts(pcfg)
+        if kind.scope == "pair":
+            for ti in tasks:
+                for tj in tasks:
+                    key = make_key(kind.name, fp=fp, rev=rev, tuned=ti.content_hash(), task=tj.content_hash(), **parts)
+                    units.append(Unit(kind.name, key, ti.name, tj.name))
+            continue
+        extra = {"all": tasks.content_hash()} if kind.scope == "task_in_set" else {}
         for t in tasks:
-            key = make_key(
-                "egrad",
-                fp=fp,
-                rev=rev,
-                task=t.content_hash(),
-                all=tasks.content_hash(),
-                **pcfg.unit_key("eval_gradient"),
+            units.append(
+                Unit(kind.name, make_key(kind.name, fp=fp, rev=rev, task=t.content_hash(), **extra, **parts), t.name)
             )
-            units.append(Unit("egrad", key, t.name))
-    elif need_transfer:
-        tkey = pcfg.unit_key("transfer")
-        for ti in tasks:
-            for tj in tasks:
-                key = make_key("transfer", fp=fp, rev=rev, tuned=ti.content_hash(), task=tj.content_hash(), **tkey)
-                units.append(Unit("transfer", key, ti.name, tj.name))
     return units
 
 
 def build_plan(
-    cfg: RunConfig, store: Store, loaded_cache: dict[int, LoadedModel] | None = None, load_weights: bool = True
+    cfg: RunConfig,
+    store: Store,
+    loaded_cache: dict[int, LoadedModel] | None = None,
+    taskset: TaskSet | None = None,
+    load_weights: bool = True,
 ) -> Plan:
     """Units of every model with their cache state; loads a model only if its fingerprint is unknown.
 
+    ``loaded_cache`` may already hold loaded models by index (their fingerprints are used);
+    ``taskset`` replaces the config's task sources (the Python API passes tasks it holds);
     ``load_weights=False`` (the app's "Show the plan") never loads one: a model whose
     fingerprint is not known yet gets a placeholder and counts none of its units as cached.
     """
-    taskset = load_many(cfg.tasks)
+    taskset = taskset if taskset is not None else load_many(cfg.tasks)
     check_plan(cfg, taskset.tasks)  # resource limits (taskspace_core.limits): before any key or model load
-    pcfg = cfg.probe_config()
+    pcfg = cfg.probe_config()  # built and validated once, when the config was parsed
     config_hash = make_key("cfg", cfg=canonical({"m": cfg.methods, "p": pcfg.key()}))
     models = []
     for i, entry in enumerate(cfg.models):
-        fp = cached_fingerprint(entry.spec)
+        given = (loaded_cache or {}).get(i)
+        fp = given.fingerprint if given is not None else cached_fingerprint(entry.spec)
         if fp is None and not load_weights:
             fp = UNKNOWN_FINGERPRINT
         if fp is None:
+            from taskspace_core.models import load_model
+
             lm = load_model(entry.spec)
             if loaded_cache is not None:
                 loaded_cache[i] = lm
@@ -189,19 +189,16 @@ class Progress:
         if self.path is None or (not force and time.time() - self._last < 0.5):
             return
         self._last = time.time()
-        body = {
-            "state": state,
-            "done": sum(v[0] for v in self.counts.values()),
-            "total": sum(v[1] for v in self.counts.values()),
-            "by_type": self.counts,
-            "eta_s": round(self.eta(), 1),
-            "elapsed_s": round(time.time() - self.t0, 1),
-            "message": self.message,
-            "updated": time.time(),
-        }
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, self.path)
+        ProgressRecord(
+            state=state,
+            done=sum(v[0] for v in self.counts.values()),
+            total=sum(v[1] for v in self.counts.values()),
+            by_type=self.counts,
+            eta_s=round(self.eta(), 1),
+            elapsed_s=round(time.time() - self.t0, 1),
+            message=self.message,
+            updated=time.time(),
+        ).write(self.path)
 
     def close(self, state: str) -> None:
         for b in self.bars.values():
@@ -229,43 +226,29 @@ def compute_units(
     Pure with respect to the cache: ``cached_value(key)`` reads what is already there (an
     FTGD result a transfer needs), and the caller writes what is yielded. The local runner
     writes as it goes; a remote executor ships the results to the driver, which writes them.
+    Kinds run in registry order, so a kind's needs are computed before it.
     """
-    from taskspace_core import probing
-    from taskspace_core.ftgd import applied
-
-    pcfg = plan.config.probe_config()
     tasks = {t.name: t for t in plan.taskset}
-    todo = mp.todo
+    keys = {(u.kind, u.task): u.key for u in mp.units if u.other is None}
+    needed = {n for k in registry.kinds() for n in k.needs}
     fresh: dict[str, Any] = {}
-    for kind, fn in (("base", probing.base_unit), ("ftgd", probing.ftgd_unit)):
-        for u in todo:
-            if u.kind == kind:
-                t0 = time.perf_counter()
-                value = fn(loaded, tasks[u.task], pcfg)
-                fresh[u.key] = value
-                yield u, value, time.perf_counter() - t0
-    egrad = [u for u in todo if u.kind == "egrad"]
-    if egrad:
-        deltas = {}
-        for name in tasks:
-            key = _ftgd_key(mp, name)
-            deltas[name] = fresh[key] if key in fresh else cached_value(key)
-        for u in egrad:
+
+    def value_of(kind: str, task: str) -> Any:
+        key = keys[(kind, task)]
+        return fresh[key] if key in fresh else cached_value(key)
+
+    ctx = UnitContext(loaded, tasks, plan.pcfg, value_of)
+    for kind in registry.kinds():
+        todo = [u for u in mp.todo if u.kind == kind.name]
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        for unit, value in kind.compute(ctx, todo):
+            seconds = time.perf_counter() - t0
+            if kind.name in needed:
+                fresh[unit.key] = value
+            yield unit, value, seconds
             t0 = time.perf_counter()
-            value = probing.eval_gradient_unit(loaded, tasks[u.task], pcfg, deltas)
-            yield u, value, time.perf_counter() - t0
-    rows: dict[str, list[Unit]] = {}
-    for u in todo:
-        if u.kind == "transfer":
-            rows.setdefault(u.task, []).append(u)
-    for tuned, units in rows.items():  # apply each task's update once, score every missing j
-        key = _ftgd_key(mp, tuned)
-        result = fresh[key] if key in fresh else cached_value(key)
-        with applied(loaded, result):
-            for u in units:
-                t0 = time.perf_counter()
-                value = probing.transfer_unit(loaded, result, tasks[u.other], pcfg)
-                yield u, value, time.perf_counter() - t0
 
 
 def run_model(
@@ -277,6 +260,8 @@ def run_model(
     """
     for _ in range(len(mp.units) + 1):  # each retry recomputes at least one healed-away unit
         if mp.todo and loaded is None:
+            from taskspace_core.models import load_model
+
             progress.message = f"loading {mp.entry.spec.label}"
             loaded = load_model(mp.entry.spec)
         progress.message = mp.entry.spec.label
@@ -296,51 +281,37 @@ def run_model(
     raise RuntimeError(f"units of {mp.entry.spec.label} keep disappearing from the cache")
 
 
-def _ftgd_key(mp: ModelPlan, task: str) -> str:
-    return next(u.key for u in mp.units if u.kind == "ftgd" and u.task == task)
-
-
 def assemble_space(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel | None) -> SpaceResult:
-    """Read a model's units from the store, assemble the matrices and store the space."""
-    from taskspace_core import probing
-
-    pcfg = plan.config.probe_config()
-    names = plan.taskset.names
-    base, ftgd, transfers, egrads = {}, {}, {}, {}
+    """Read a model's units from the store, let each active method assemble its fields, store the space."""
+    pcfg = plan.pcfg
+    values: dict[str, dict[Any, Any]] = {k.name: {} for k in registry.kinds()}
     for u in mp.units:
-        value = store.require(u.key)
-        if u.kind == "base":
-            base[u.task] = value
-        elif u.kind == "ftgd":
-            ftgd[u.task] = value
-        elif u.kind == "transfer":
-            transfers[(u.task, u.other)] = value
-        else:
-            egrads[u.task] = value
-    mats = probing.assemble(list(plan.taskset), base, ftgd, transfers, pcfg, first_order=egrads or None)
-    n_params = describe(loaded)["n_parameters"] if loaded is not None else 0
+        values[u.kind][(u.task, u.other) if u.other is not None else u.task] = store.require(u.key)
+    asm = Assembly(list(plan.taskset), pcfg, values)
+    extras = {f.name for f in fields(SpaceResult)} - {"matrices"}
+    out: dict[str, Any] = {}
+    matrices: dict[str, Any] = {}
+    for method in registry.active(plan.config.methods, pcfg):
+        for name, value in method.assemble(asm).items():
+            (out if name in extras else matrices)[name] = value
+    n_params = 0
+    if loaded is not None:
+        from taskspace_core.models import describe
+
+        n_params = describe(loaded)["n_parameters"]
     spec = mp.entry.spec
     info = ModelInfo(
         spec.label, spec.name_or_path, spec.revision, spec.step0, mp.fingerprint, mp.entry.size, mp.entry.step, n_params
     )
-    eval1 = {m: mats["eval1"][m] for m in mats.get("eval1", {})}
     space = SpaceResult(
         model=info,
         taskset=plan.taskset.name,
         series=plan.config.series,
-        tasks=tuple(_task_info(plan.taskset[n]) for n in names),
+        tasks=tuple(_task_info(plan.taskset[n]) for n in plan.taskset.names),
         config={"methods": list(plan.config.methods), **pcfg.key(), "run": plan.config.raw},
         metric=pcfg.metric,
-        eval1=eval1,
-        T=mats.get("T") if "transfer" in plan.config.methods and pcfg.transfer == "exact" else None,
-        T_first_order=mats.get("T_first_order"),
-        G=mats.get("G") if "gradient" in plan.config.methods else None,
-        J=mats.get("J"),
-        lift_per_tensor=mats.get("lift_per_tensor"),
-        lift_uniform=mats.get("lift_uniform"),
-        mask_distribution=mats.get("mask_distribution", {}),
-        curves=mats.get("curves", {}),
-        n_eval_pairs=pcfg.n_eval,
+        matrices={k: v for k, v in matrices.items() if v is not None},
+        **{**out, "n_eval_pairs": pcfg.n_eval},
         created=time.time(),
     )
     save_space(store, mp.space_key, space)

@@ -16,21 +16,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from taskspace_core import spaces
+from taskspace_core import methods, spaces
 from taskspace_core.paths import cache_dir
+from taskspace_core.records import SpaceRecord
 from taskspace_core.results import SpaceResult, list_spaces, load_space
 from taskspace_core.store import Store
 
-# matrix id -> (label, diverging colour scale, symmetric)
-MATRICES: dict[str, tuple[str, bool, bool]] = {
-    "T": ("transfer T (row = tuned task, column = evaluated task)", True, False),
-    "sym": ("sym-T: (T + Tᵀ)/2 after dividing rows by self-transfer", True, True),
-    "profile": ("profile similarity: correlation of rows of T", True, True),
-    "G": ("gradient cosine G", True, True),
-    "J": ("mask Jaccard J", False, True),
-    "lift": ("overlap lift (per-tensor chance)", False, True),
-    "lift_uniform": ("overlap lift (uniform chance)", False, True),
-}
+# matrix id -> (label, diverging colour scale, symmetric), from the method registry
+MATRICES: dict[str, tuple[str, bool, bool]] = {v.id: (v.label, v.diverging, v.symmetric) for v in methods.views()}
 SYMMETRIC = [k for k, v in MATRICES.items() if v[2]]
 
 
@@ -44,8 +37,8 @@ def _store(directory: str) -> Store:
 
 
 @st.cache_data(ttl=3, show_spinner=False)
-def entries(directory: str) -> list[dict[str, Any]]:
-    """Metadata of every assembled space (cheap: only their metadata lines are read)."""
+def entries(directory: str) -> list[SpaceRecord]:
+    """The record of every assembled space (cheap: no result is read); records read like dicts."""
     return list_spaces(_store(directory))
 
 
@@ -119,44 +112,40 @@ def model_name(rec: dict[str, Any]) -> str:
 
 def transfer_source(sp: SpaceResult, estimate: str = "exact") -> tuple[np.ndarray | None, str]:
     """T or its first-order estimate (METHODS s4b), and a label saying which one it is."""
-    if estimate == "first_order" and sp.T_first_order is not None:
-        return sp.T_first_order, "first-order estimate"
-    if sp.T is not None:
-        return sp.T, "exact"
-    if sp.T_first_order is not None:
-        return sp.T_first_order, "first-order estimate"
-    return None, ""
+    M, method = methods.family_source(sp, "transfer", estimate)
+    return M, (
+        method.estimate.replace("_", "-") + (" estimate" if method.estimate != "exact" else "") if method else ""
+    )
 
 
 def available(sp: SpaceResult, symmetric_only: bool = False) -> list[str]:
-    has_t = sp.T is not None or sp.T_first_order is not None
-    present = {
-        "T": has_t,
-        "sym": has_t,
-        "profile": has_t,
-        "G": sp.G is not None,
-        "J": sp.J is not None,
-        "lift": sp.lift_per_tensor is not None,
-        "lift_uniform": sp.lift_uniform is not None,
-    }
-    return [k for k, ok in present.items() if ok and (not symmetric_only or MATRICES[k][2])]
+    """Ids of the registered matrix views this space can show."""
+    return [v.id for v in methods.views() if v.present(sp) and (not symmetric_only or v.symmetric)]
+
+
+def uses_estimate(which: str) -> bool:
+    """Whether view ``which`` is fed by a family's chosen estimate (its caption names it)."""
+    return methods.view(which).uses_estimate
+
+
+def estimate_choices(sp: SpaceResult, which: str) -> list[tuple[str, str]]:
+    """(estimate, label) the user may pick for view ``which`` (empty unless it is fed by several)."""
+    v = methods.view(which)
+    if not v.uses_estimate:
+        return []
+    fams = {m.family for m in methods.methods() if m.family and set(m.fields) & set(v.sources)}
+    found = [m for f in sorted(fams) for m in methods.estimates(sp, f)]
+    return [(m.estimate, m.estimate.replace("_", "-")) for m in found] if len(found) > 1 else []
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _matrix(directory: str, key: str, created: float, which: str, estimate: str) -> tuple[np.ndarray, list[str]]:
     sp = _load(directory, key, created)
     assert sp is not None
-    notes: list[str] = []
-    T, _ = transfer_source(sp, estimate)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", spaces.SpaceWarning)
-        if which == "T":
-            M = T
-        elif which in ("sym", "profile"):
-            M = spaces.symmetrise(T, how=which)  # type: ignore[arg-type]
-        else:
-            M = {"G": sp.G, "J": sp.J, "lift": sp.lift_per_tensor, "lift_uniform": sp.lift_uniform}[which]
-    notes += [str(w.message) for w in caught]
+        M = methods.view(which).make(sp, estimate)
+    notes = [str(w.message) for w in caught]
     return np.asarray(M, dtype=float), notes
 
 

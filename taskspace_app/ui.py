@@ -153,20 +153,21 @@ def pick_matrix(options: Sequence[str], container: Any = None, default: str = "p
     )
 
 
-def pick_estimate(sp: Any, container: Any = None) -> str:
-    """Exact T or its first-order estimate, when the space has both."""
-    if sp.T is not None and sp.T_first_order is not None:
-        return bound(
-            "radio",
-            "Transfer estimate",
-            ["exact", "first_order"],
-            "estimate",
-            "exact",
-            container=container or st.sidebar,
-            format_func=lambda k: k.replace("_", "-"),
-            horizontal=True,
-        )
-    return "exact"
+def pick_estimate(sp: Any, which: str = "T", container: Any = None) -> str:
+    """The estimate feeding view ``which`` (e.g. exact T or its first-order estimate), when the space has several."""
+    choices = dict(data.estimate_choices(sp, which))
+    if not choices:
+        return "exact"
+    return bound(
+        "radio",
+        "Transfer estimate",
+        list(choices),
+        "estimate",
+        "exact",
+        container=container or st.sidebar,
+        format_func=lambda k: choices[k],
+        horizontal=True,
+    )
 
 
 # ------------------------------------------------------------------ downloads

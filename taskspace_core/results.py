@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from taskspace_core import methods
+from taskspace_core.records import SpaceRecord
 from taskspace_core.store import Store, canonical, make_key
 
 if TYPE_CHECKING:
@@ -52,13 +54,17 @@ class ModelInfo:
     n_parameters: int = 0
 
 
-@dataclass(frozen=True)
+LEGACY_MATRICES = ("T", "T_first_order", "G", "J", "lift_per_tensor", "lift_uniform")
+
+
+@dataclass(frozen=True, init=False)
 class SpaceResult:
     """Task-by-task matrices of one model on one task set (rows/cols in ``tasks`` order).
 
-    ``T[i, j]``: change of task j's eval metric after FTGD on task i (METHODS s4).
-    ``G``: gradient cosine; ``J``: mask Jaccard; lifts against both chance levels (s5).
-    Matrices a run did not compute are ``None``.
+    ``matrices`` holds every result field the run's methods declare (see
+    :mod:`taskspace_core.methods`), e.g. ``T[i, j]``: change of task j's eval metric after
+    FTGD on task i (METHODS s4); ``G``: gradient cosine; ``J``: mask Jaccard; lifts (s5);
+    ``R``: representation similarity. ``space.T`` etc. read them (``None`` when not computed).
     """
 
     model: ModelInfo
@@ -68,16 +74,55 @@ class SpaceResult:
     config: dict[str, Any]
     metric: str
     eval1: dict[str, np.ndarray]  # metric name -> [N] base-model values
-    T: np.ndarray | None = None
-    T_first_order: np.ndarray | None = None
-    G: np.ndarray | None = None
-    J: np.ndarray | None = None
-    lift_per_tensor: np.ndarray | None = None
-    lift_uniform: np.ndarray | None = None
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)
     mask_distribution: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> {layers, modules, counts}
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # task -> {step, accuracy, mean_margin}
     n_eval_pairs: int = 0
     created: float = 0.0
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        taskset: str,
+        series: str,
+        tasks: tuple[TaskInfo, ...],
+        config: dict[str, Any],
+        metric: str,
+        eval1: dict[str, np.ndarray],
+        matrices: dict[str, np.ndarray] | None = None,
+        mask_distribution: dict[str, dict[str, Any]] | None = None,
+        curves: dict[str, dict[str, list[float]]] | None = None,
+        lm_loss_change: dict[str, float] | None = None,
+        n_eval_pairs: int = 0,
+        created: float = 0.0,
+        **legacy: np.ndarray | None,
+    ) -> None:
+        unknown = sorted(set(legacy) - set(LEGACY_MATRICES))
+        if unknown:
+            raise TypeError(f"SpaceResult got unknown field(s) {unknown}")
+        mats = {k: v for k, v in {**(matrices or {}), **legacy}.items() if v is not None}
+        values = dict(model=model, taskset=taskset, series=series, tasks=tuple(tasks), config=config, metric=metric,
+                      eval1=eval1, matrices=mats, mask_distribution=mask_distribution or {}, curves=curves or {},
+                      lm_loss_change=lm_loss_change or {}, n_eval_pairs=n_eval_pairs, created=created)  # fmt: skip
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Spaces pickled before the registry held each matrix as its own attribute."""
+        state = dict(state)
+        mats = state.setdefault("matrices", {})
+        for k in LEGACY_MATRICES:
+            if state.get(k) is not None:
+                mats[k] = state.pop(k)
+            state.pop(k, None)
+        self.__dict__.update(state)
+
+    T = property(lambda self: self.matrices.get("T"))
+    T_first_order = property(lambda self: self.matrices.get("T_first_order"))
+    G = property(lambda self: self.matrices.get("G"))
+    J = property(lambda self: self.matrices.get("J"))
+    lift_per_tensor = property(lambda self: self.matrices.get("lift_per_tensor"))
+    lift_uniform = property(lambda self: self.matrices.get("lift_uniform"))
 
     @property
     def names(self) -> list[str]:
@@ -121,9 +166,9 @@ def space_key(
 
 
 def save_space(store: Store, key: str, space: SpaceResult) -> None:
-    store.put(
-        key,
-        space,
+    """Write a space and its :class:`SpaceRecord` (the one writer of that record)."""
+    found = [m.config_name for m in methods.methods() if m.config_name and set(m.fields) & set(space.matrices)]
+    record = SpaceRecord(
         model=space.model.label,
         fingerprint=space.model.fingerprint,
         revision=space.model.revision,
@@ -132,13 +177,14 @@ def save_space(store: Store, key: str, space: SpaceResult) -> None:
         series=space.series,
         tasks=space.taskset,
         n_tasks=len(space.tasks),
-        methods=[m for m, v in (("transfer", space.T), ("gradient", space.G)) if v is not None],
+        methods=list(dict.fromkeys(found)),
     )
+    store.put(key, space, **record.meta())
 
 
-def list_spaces(store: Store) -> list[dict]:
-    """Metadata of every assembled space, newest first."""
-    return sorted(store.entries("space"), key=lambda r: -float(r.get("created", 0)))
+def list_spaces(store: Store) -> list[SpaceRecord]:
+    """The record of every assembled space, newest first (the one reader of that record)."""
+    return sorted((SpaceRecord.from_dict(r) for r in store.entries("space")), key=lambda r: -float(r.created or 0))
 
 
 def load_space(store: Store, key: str) -> SpaceResult | None:
@@ -158,20 +204,15 @@ def load_series(store: Store, series: str, taskset: str | None = None) -> list[S
 
 
 def symmetric_views(space: SpaceResult) -> dict[str, np.ndarray]:
-    """The symmetric task spaces a result offers, by view name (for statistics, maps, trees).
+    """The symmetric task spaces a result offers, by statistic name (for statistics, maps, trees).
 
-    ``T_profile`` (default) and ``T_sym`` from the transfer matrix (METHODS s4), ``G``
-    gradient cosine, ``J`` mask Jaccard (s5); only those the run computed.
+    Every registered view with a ``statistic`` name (``T_profile``, ``T_sym``, ``G``, ``J``,
+    ``R``, ...) that the run computed, built from the default estimate.
     """
-    from taskspace_core.spaces import symmetrise
-
     out: dict[str, np.ndarray] = {}
-    T = space.T if space.T is not None else space.T_first_order
-    if T is not None:
-        out["T_profile"] = symmetrise(T, "profile")
-        out["T_sym"] = symmetrise(T, "sym")
-    if space.G is not None:
-        out["G"] = space.G
-    if space.J is not None:
-        out["J"] = space.J
+    for v in methods.views():
+        if v.statistic and v.present(space):
+            M = v.make(space)
+            if M is not None:
+                out[v.statistic] = M
     return out

@@ -8,40 +8,20 @@ on out-of-memory, and by default computes each pair's shared prefix once
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from dataclasses import dataclass
 
 import numpy as np
 import psutil
 import torch
 
+from taskspace_core.configs import ScoringConfig
 from taskspace_core.models import LoadedModel
 from taskspace_core.packing import BAD, GOOD, PREFIX, Row, encode, pack, pair_row, row_sums, token_logprobs
 from taskspace_core.tasks import MinimalPair
 
 TIE_EPS = 1e-6
+__all__ = ["PairScorer", "PairScores", "ScoringConfig", "margins_with_grad", "task_metrics"]
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class ScoringConfig:
-    """How pairs are scored. Part of every cache key; bump VERSION when numbers change meaning."""
-
-    VERSION: ClassVar[int] = 1
-    reduction: str = "sum"  # sum | mean (per-token mean log-prob)
-    share_prefix: bool = True
-    max_batch_tokens: int = 0  # 0 = choose from free memory
-
-    def __post_init__(self) -> None:
-        if self.reduction not in ("sum", "mean"):
-            raise ValueError(f"reduction must be 'sum' or 'mean', not '{self.reduction}'")
-
-    def key(self) -> dict:
-        """The fields that change a score (batching does not), plus the method version."""
-        return {"method": "scoring", "version": self.VERSION, "reduction": self.reduction}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

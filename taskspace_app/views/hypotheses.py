@@ -15,7 +15,7 @@ if not options or len(ref.tasks) < 3:
     ui.empty_state("hypothesis tests need a symmetric task space over at least three tasks.")
     st.stop()
 which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
-estimate = ui.pick_estimate(ref) if which in ("sym", "profile") else "exact"
+estimate = ui.pick_estimate(ref, which)
 n_perm = int(ui.bound("selectbox", "Permutations (Mantel)", ["999", "9999"], "perm", "9999", container=st.sidebar))
 # default: levels that group tasks (some shared labels, more than one label); e.g. a per-task UID is not a hypothesis
 useful = [lv for lv in ref.levels() if 1 < len(set(ref.labels(lv))) < len(ref.tasks)]

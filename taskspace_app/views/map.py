@@ -16,7 +16,7 @@ if not options:
     ui.empty_state("this series holds no symmetric task space.")
     st.stop()
 which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
-estimate = ui.pick_estimate(first) if which in ("sym", "profile") else "exact"
+estimate = ui.pick_estimate(first, which)
 method = ui.bound(
     "radio", "Layout", ["mds", "umap"], "method", "mds", container=st.sidebar, horizontal=True, format_func=str.upper
 )

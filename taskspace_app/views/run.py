@@ -12,7 +12,8 @@ from precompute import jobs
 from taskspace_app import auth, data, ui
 from taskspace_app.auth import current_user
 from taskspace_app.validation import check_local_dir, check_model_name, check_revision, server_mode
-from taskspace_core import limits, tasksets
+from taskspace_core import limits, methods, tasksets
+from taskspace_core.configs import config_errors, default_config
 
 # model suites: (name, size label) x steps; revision "step{N}" as Pythia names its checkpoints
 SUITES = {
@@ -27,11 +28,14 @@ SUITES = {
 }
 
 st.title("Run an analysis")
+DEFAULT = default_config()  # configs/default.yaml: the one source of every default below
+PROBE, SCORING, FTGD = (DEFAULT.get(k) or {} for k in ("probe", "scoring", "ftgd"))
 if "run_models" not in st.session_state:
     st.session_state["run_models"] = [
-        {"name": "smollm2-135m", "revision": None, "size": "135M", "step": None, "step0": False},
-        {"name": "smollm2-135m", "revision": None, "size": "135M", "step": 0, "step0": True},
-    ]
+        {"name": m["name"], "revision": m.get("revision"), "size": str(m.get("size") or ""), "step": m.get("step"),
+         "step0": bool(m.get("step0", False))}
+        for m in DEFAULT["models"]
+    ]  # fmt: skip
 models: list[dict] = st.session_state["run_models"]
 
 st.subheader("1 · Models")
@@ -82,8 +86,9 @@ try:
     builtin_names, builtin_err = paradigm_names(), ""
 except Exception as exc:  # noqa: BLE001 - the suite may be missing or mid-edit
     builtin_names, builtin_err = [], str(exc)
+default_builtin = [t for src in DEFAULT["tasks"] if src.startswith("builtin:") for t in src[8:].split(",")]
 if builtin_names:
-    chosen = ui.bound_multi("Built-in paradigms", builtin_names, "builtin", builtin_names[:8])
+    chosen = ui.bound_multi("Built-in paradigms", builtin_names, "builtin", default_builtin or builtin_names[:8])
     if chosen:
         tasks.append("builtin:" + ",".join(chosen))
 else:
@@ -105,21 +110,35 @@ if blimp_hub:
     tasks.append("hub:blimp" + (f":{blimp_only}" if blimp_only else ""))
 
 st.subheader("3 · Methods")
-methods = ui.bound_multi("Methods", ["transfer", "gradient"], "methods", ["transfer", "gradient"])
-with st.expander("Switches"):
+choices = {m.config_name: m.label for m in methods.methods() if m.config_name}
+methods_box = st.container()
+methods_on = ui.bound_multi("Methods", list(choices), "methods", DEFAULT.get("methods") or [], container=methods_box)
+with st.expander("Switches", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
-    metric = ui.bound("selectbox", "Metric", ["mean_margin", "accuracy"], "metric", "mean_margin", container=c1)
-    transfer = ui.bound("selectbox", "Transfer", ["exact", "first_order"], "transfer", "exact", container=c2)
-    n_tune = c3.number_input("Tune pairs", 4, 2000, 48, key="n_tune")
-    n_eval = c4.number_input("Eval pairs", 4, 2000, 48, key="n_eval")
-    f_steps = c1.number_input("FTGD steps", 1, 1000, 10, key="f_steps")
-    lr = c2.number_input("Learning rate", 1e-6, 1e-1, 2e-4, format="%.1e", key="f_lr")
-    mask_pairs = c3.number_input("Mask pairs", 1, 2000, 32, key="f_mask_pairs")
-    batch = c4.number_input("Batch size", 1, 512, 8, key="f_batch")
-    frac = c1.number_input("Mask fraction k", 0.0001, 1.0, 0.01, format="%.4f", key="f_frac")
-    reduction = c2.selectbox("Sentence score", ["sum", "mean"], key="reduction")
-    device = c3.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
-    dtype = c4.selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], key="dtype")
+    box = {}  # config field -> the column its widget is in (its error is shown there)
+    metric = ui.bound("selectbox", "Metric", ["mean_margin", "accuracy"], "metric", PROBE.get("metric"), container=c1)
+    transfer = ui.bound(
+        "selectbox", "Transfer", ["exact", "first_order"], "transfer", PROBE.get("transfer"), container=c2
+    )
+    n_tune = c3.number_input("Tune pairs", 4, 2000, int(PROBE.get("n_tune", 48)), key="n_tune")
+    n_eval = c4.number_input("Eval pairs", 4, 2000, int(PROBE.get("n_eval", 48)), key="n_eval")
+    box.update({"probe.metric": c1, "probe.transfer": c2, "probe.n_tune": c3, "probe.n_eval": c4, "probe": c1})
+    f_steps = c1.number_input("FTGD steps", 0, 1000, int(FTGD.get("steps", 10)), key="f_steps")
+    lr = c2.number_input("Learning rate", 0.0, 1e-1, float(FTGD.get("lr", 2e-4)), format="%.1e", key="f_lr")
+    mask_pairs = c3.number_input("Mask pairs", 1, 2000, int(FTGD.get("mask_pairs", 32)), key="f_mask_pairs")
+    batch = c4.number_input("Batch size", 1, 512, int(FTGD.get("batch_size", 8)), key="f_batch")
+    box.update({"ftgd.steps": c1, "ftgd.lr": c2, "ftgd.mask_pairs": c3, "ftgd.batch_size": c4, "ftgd": c1})
+    frac = c1.number_input(
+        "Mask fraction k", 0.0, 1.0, float(FTGD.get("mask_fraction", 0.01)), format="%.4f", key="f_frac"
+    )
+    reductions = ["sum", "mean"]
+    reduction = c2.selectbox(
+        "Sentence score", reductions, reductions.index(SCORING.get("reduction", "sum")), key="reduction"
+    )
+    devices, dtypes = ["auto", "cpu", "cuda"], ["auto", "float32", "bfloat16", "float16"]
+    device = c3.selectbox("Device", devices, devices.index(DEFAULT.get("device", "auto")), key="device")
+    dtype = c4.selectbox("Dtype", dtypes, dtypes.index(DEFAULT.get("dtype", "auto")), key="dtype")
+    box.update({"ftgd.mask_fraction": c1, "scoring": c2, "scoring.reduction": c2, "dtype": c4})
 c1, c2 = st.columns(2)
 cfg_name = c1.text_input("Run name", value="my-run", key="cfg_name")
 series = c2.text_input("Series (groups models in the size/checkpoint views)", value="my-series", key="cfg_series")
@@ -129,10 +148,11 @@ config = {
     "series": series.strip() or "my-series",
     "models": models,
     "tasks": tasks,
-    "methods": methods,
+    "methods": methods_on,
     "probe": {"n_tune": int(n_tune), "n_eval": int(n_eval), "metric": metric, "transfer": transfer},
     "scoring": {"reduction": reduction},
     "ftgd": {
+        **{k: v for k, v in FTGD.items() if k not in ("steps", "lr", "mask_pairs", "batch_size", "mask_fraction")},
         "steps": int(f_steps),
         "lr": float(lr),
         "mask_pairs": int(mask_pairs),
@@ -142,7 +162,13 @@ config = {
     "device": device,
     "dtype": dtype,
 }
-missing = [w for w, ok in (("a model", models), ("a task source", tasks), ("a method", methods)) if not ok]
+# validated on every change, by the same code the runner uses; messages go next to their widget
+empty = {"models": not models, "tasks": not tasks, "methods": not methods_on}  # said once, below
+errors = {k: v for k, v in config_errors(config).items() if not empty.get(k.split("[")[0].split(".")[0])}
+for fld, msg in errors.items():
+    where = methods_box if fld == "methods" else box.get(fld) or box.get(fld.split(".")[0]) or st
+    where.error(ui.md(msg))
+missing = [w for w, ok in (("a model", models), ("a task source", tasks), ("a method", methods_on)) if not ok]
 
 st.subheader("4 · Plan and start")
 with st.expander("Config (YAML)"):
@@ -150,6 +176,8 @@ with st.expander("Config (YAML)"):
 refused = limits.check_request(config, server_mode()) if not missing else []  # config/header reads only
 if missing:
     st.warning("Choose " + ", ".join(missing) + " first.")
+elif errors:
+    st.warning("Fix the switches marked above first.")
 elif refused:
     st.error("Not runnable on this server: " + ui.md("; ".join(refused)))
 else:

@@ -16,7 +16,7 @@ if not options:
     ui.empty_state("this run holds no task-by-task matrix.")
     st.stop()
 which = ui.pick_matrix(options, default="T" if "T" in options else options[0])
-estimate = ui.pick_estimate(sp) if which in ("T", "sym", "profile") else "exact"
+estimate = ui.pick_estimate(sp, which)
 order_by = ui.bound(
     "radio",
     "Order",
@@ -44,7 +44,7 @@ if order_by == "cluster" and len(sp.tasks) > 2:
 _, est_label = data.transfer_source(sp, estimate)
 title = f"{label} — {data.model_name(rec)}"
 sub = f"{len(sp.tasks)} tasks · {sp.n_eval_pairs} eval pairs per task · metric {sp.metric}"
-if which in ("T", "sym", "profile"):
+if data.uses_estimate(which):
     sub += f" · transfer: {est_label}"
 st.caption(ui.md(sub))
 

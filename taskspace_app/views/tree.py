@@ -17,7 +17,7 @@ if not options or len(sp.tasks) < 3:
     ui.empty_state("a tree needs a symmetric task space over at least three tasks.")
     st.stop()
 which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
-estimate = ui.pick_estimate(sp) if which in ("sym", "profile") else "exact"
+estimate = ui.pick_estimate(sp, which)
 level = ui.bound("selectbox", "Agreement with", sp.levels(), "level", "category", container=st.sidebar)
 
 S, notes = data.matrix(rec, which, estimate)

@@ -1,0 +1,110 @@
+"""Transfer, exact (METHODS s4): ``T[i, j]`` = change of task j's eval metric after FTGD on task i.
+
+One ``transfer`` unit per (tuned i, evaluated j). Views: T itself and its two symmetric
+forms (sym-T and profile similarity), fed by whichever transfer estimate the user picks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from taskspace_core.methods.registry import (
+    Assembly,
+    MatrixView,
+    Method,
+    Unit,
+    UnitContext,
+    UnitKind,
+    family_source,
+    register,
+    register_kind,
+)
+
+FIELDS = ("T", "T_first_order")  # every estimate of the transfer family feeds the views below
+
+
+def _compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:
+    """Apply each tuned task's update once and score every missing evaluated task under it."""
+    from taskspace_core.ftgd import applied
+    from taskspace_core.probing import transfer_unit
+
+    rows: dict[str, list[Unit]] = {}
+    for u in units:
+        rows.setdefault(u.task, []).append(u)
+    for tuned, row in rows.items():
+        result = ctx.value_of("ftgd", tuned)
+        with applied(ctx.loaded, result):
+            for u in row:
+                yield u, transfer_unit(ctx.loaded, result, ctx.tasks[u.other], ctx.pcfg)
+
+
+def _assemble(asm: Assembly) -> dict[str, Any]:
+    from taskspace_core.probing import assemble
+
+    return {"T": assemble(asm.tasks, asm.values["base"], {}, asm.values["transfer"], asm.pcfg)["T"]}
+
+
+def _symmetric(how: str):
+    def build(space: Any, estimate: str) -> np.ndarray | None:
+        from taskspace_core.spaces import symmetrise
+
+        T, _ = family_source(space, "transfer", estimate)
+        return None if T is None else symmetrise(T, how)  # type: ignore[arg-type]
+
+    return build
+
+
+def _raw(space: Any, estimate: str) -> np.ndarray | None:
+    return family_source(space, "transfer", estimate)[0]
+
+
+TRANSFER = register_kind(
+    UnitKind("transfer", "pair", lambda p: p.unit_key("transfer"), _compute, needs=("ftgd",), seconds=2.5)
+)
+register(
+    Method(
+        name="transfer_exact",
+        label="transfer (exact)",
+        config_name="transfer",
+        kinds=("base", "ftgd", "transfer"),
+        assemble=_assemble,
+        fields=("T",),
+        when=lambda p: p.transfer == "exact",
+        family="transfer",
+        estimate="exact",
+        views=(
+            MatrixView(
+                "T",
+                "transfer T (row = tuned task, column = evaluated task)",
+                True,
+                False,
+                FIELDS,
+                _raw,
+                uses_estimate=True,
+            ),
+            MatrixView(
+                "sym",
+                "sym-T: (T + Tᵀ)/2 after dividing rows by self-transfer",
+                True,
+                True,
+                FIELDS,
+                _symmetric("sym"),
+                statistic="T_sym",
+                uses_estimate=True,
+            ),
+            MatrixView(
+                "profile",
+                "profile similarity: correlation of rows of T",
+                True,
+                True,
+                FIELDS,
+                _symmetric("profile"),
+                statistic="T_profile",
+                uses_estimate=True,
+            ),
+        ),  # fmt: skip
+    )
+)
