@@ -28,10 +28,10 @@ from typing import Any, Protocol
 import yaml
 
 from precompute import job_process as _proc
-from precompute.job_process import FINAL_STATES, REPO_ROOT, read_json, runner_env
+from precompute.job_process import REPO_ROOT, read_json, runner_env
 from precompute.job_queue import device_slot, enqueue, positions, promote, promote_locked, queue_lock, withdraw_locked
 from taskspace_core.paths import cache_dir, jobs_dir
-from taskspace_core.records import PlanSummary, ProgressRecord
+from taskspace_core.records import FINAL_STATES, PlanSummary, ProgressRecord
 from taskspace_core.store import canonical
 
 __all__ = [

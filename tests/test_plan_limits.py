@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import precompute.runner as runner
 from precompute.cli import main
 from tests.tiny_runs import save_model, write_config, write_tasks
 
@@ -21,7 +20,9 @@ def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def no_loading(spec):
         raise AssertionError(f"planning loaded the weights of {spec.label}")
 
-    monkeypatch.setattr(runner, "load_model", no_loading)
+    from taskspace_core import models  # the runner imports load_model from here when it needs weights
+
+    monkeypatch.setattr(models, "load_model", no_loading)
     model = save_model(tmp_path / "model")
     return write_config(tmp_path, [{"name": str(model), "size": "tiny"}], write_tasks(tmp_path / "tasks.csv"))
 
