@@ -27,7 +27,7 @@ Progress = Callable[[int], None]
 class ScoringConfig:
     """How pairs are scored. Part of every cache key; bump VERSION when numbers change meaning."""
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: ties count as half a correct pair in accuracy
     reduction: str = "sum"  # sum | mean (per-token mean log-prob)
     share_prefix: bool = True
     max_batch_tokens: int = 0  # 0 = choose from free memory
@@ -58,11 +58,12 @@ class PairScores:
 
 
 def task_metrics(margins: np.ndarray) -> dict[str, float]:
-    """accuracy (ties count as not correct and are reported), mean margin, n, ties."""
+    """accuracy (a tie, |margin| < TIE_EPS, counts as half a correct pair: the forced-choice
+    convention), mean margin, n, and the number of ties."""
     m = np.asarray(margins, dtype=np.float64)
     ties = np.abs(m) < TIE_EPS
     return {
-        "accuracy": float(np.mean(m > TIE_EPS)) if m.size else float("nan"),
+        "accuracy": float(np.mean(np.where(ties, 0.5, m > 0))) if m.size else float("nan"),
         "mean_margin": float(m.mean()) if m.size else float("nan"),
         "n": int(m.size),
         "ties": int(ties.sum()),
