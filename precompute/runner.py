@@ -218,8 +218,10 @@ def compute_units(
     FTGD result a transfer needs), and the caller writes what is yielded. The local runner
     writes as it goes; a remote executor ships the results to the driver, which writes them.
     """
-    from taskspace_core import probing
+    from taskspace_core import probing, threads
     from taskspace_core.ftgd import applied
+
+    threads.apply_policy()  # CLI runs only: threads for the cores free now
 
     pcfg = plan.config.probe_config()
     tasks = {t.name: t for t in plan.taskset}
