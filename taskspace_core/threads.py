@@ -4,7 +4,8 @@ Why: on a small shared box, torch's default (one intra-op thread per core, threa
 while they wait) fights any other busy process; FTGD units were measured 4x slower with one
 competitor on 2 cores. So the thread count follows the cores this process may actually use
 (CPU affinity, cgroup v2 ``cpu.max`` or v1 CFS quota) minus what others keep busy (the 1-minute
-load average minus our own share, scaled to our cores), and OpenMP waits passively.
+load average minus our own share, capped by the threads runnable right now, scaled to our
+cores), and OpenMP waits passively.
 
 ``OMP_WAIT_POLICY`` is read when torch's OpenMP runtime loads, i.e. at the first
 ``import torch``: :func:`configure_process` must run before that (the CLI entry point does).
@@ -23,6 +24,7 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
+PROC_STAT = Path("/proc/stat")
 _POLICY = {"on": False}  # set by configure_process (CLI processes only)
 _OWN_SAMPLE: list[tuple[float, float]] = [(time.monotonic(), sum(os.times()[:2]))]  # (wall, cpu) at import
 
@@ -110,11 +112,37 @@ def choose_threads(available: int, load: float, own: float = 0.0, host_cpus: int
     return max(1, min(available, int(math.floor(available - others + 0.5))))
 
 
+def parse_procs_running(text: str) -> int | None:
+    """``procs_running`` of ``/proc/stat``: threads runnable right now, the reader included."""
+    for line in text.splitlines():
+        if line.startswith("procs_running"):
+            return int(line.split()[1])
+    return None
+
+
+def running_now(samples: int = 5, interval: float = 0.02, stat: Path = PROC_STAT) -> float | None:
+    """Others' runnable threads now (mean over a few samples, minus the sampling thread itself)."""
+    counts = []
+    for i in range(samples):
+        n = parse_procs_running(_read(stat) or "")
+        if n is None:
+            return None
+        counts.append(n - 1)
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(0.0, sum(counts) / len(counts))
+
+
 def policy_threads() -> int:
-    """:func:`choose_threads` for this process and machine now."""
+    """:func:`choose_threads` for this process and machine now.
+
+    Others' load is the 1-minute load average minus our own share, or the runnable threads of
+    this moment if fewer: the average lags by a minute after a competitor (or our previous run) stops.
+    """
     avail = available_cpus(quota=cgroup_cpu_limit())
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return choose_threads(avail, load, own_cpu_share(), os.cpu_count())
+    recent = max(0.0, os.getloadavg()[0] - own_cpu_share()) if hasattr(os, "getloadavg") else 0.0
+    now = running_now()
+    return choose_threads(avail, recent if now is None else min(recent, now), 0.0, os.cpu_count())
 
 
 def configure_process(environ: MutableMapping[str, str] | None = None) -> None:

@@ -80,6 +80,28 @@ def test_choose_threads(available, load, own, host, expect):
     assert threads.choose_threads(available, load, own, host) == expect
 
 
+def test_running_now_reads_proc_stat(tmp_path):
+    assert threads.parse_procs_running("cpu 1 2 3\nprocs_running 3\nprocs_blocked 0\n") == 3
+    assert threads.parse_procs_running("cpu 1 2 3\n") is None
+    stat = tmp_path / "stat"
+    stat.write_text("intr 5\nprocs_running 4\n")
+    assert threads.running_now(samples=3, interval=0.0, stat=stat) == 3.0  # the reader is not a competitor
+    assert threads.running_now(stat=tmp_path / "missing") is None
+
+
+def test_policy_uses_the_smaller_of_recent_and_current_load(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda affinity=None, quota=None: 2)
+    monkeypatch.setattr(threads, "own_cpu_share", lambda: 0.0)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    monkeypatch.setattr(threads, "running_now", lambda: 0.0)  # the competitor just left: the average lags
+    assert threads.policy_threads() == 2
+    monkeypatch.setattr(threads, "running_now", lambda: 1.0)
+    assert threads.policy_threads() == 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.1, 1.0, 1.0))  # a momentary spike alone
+    assert threads.policy_threads() == 2
+
+
 def test_own_share_is_small_while_idle():
     threads.own_cpu_share()
     time.sleep(0.3)
