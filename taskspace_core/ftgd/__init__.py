@@ -47,33 +47,36 @@ Design decisions (documented here because the spec leaves them open):
 
 from __future__ import annotations
 
-from taskspace_core.ftgd.apply import DeltaLike, any_applied, applied, is_applied
-from taskspace_core.ftgd.baselines import conventional_finetune, lm_loss
-from taskspace_core.ftgd.config import SKETCH_SEED, FTGDConfig, FTGDError
-from taskspace_core.ftgd.gradients import GRAD_CHUNK, task_gradient
-from taskspace_core.ftgd.masks import select_mask
-from taskspace_core.ftgd.params import (
-    MODULE_TYPES,
-    layer_label,
-    mask_distribution,
-    module_type,
-    selectable_parameters,
-)
-from taskspace_core.ftgd.params import grads_on as _grads_on  # used by probing's eval gradients
-from taskspace_core.ftgd.result import FTGDResult
-from taskspace_core.ftgd.sketch import gradient_similarity, gradient_sketch, sketch_cosine
-from taskspace_core.ftgd.tuning import Progress, run_ftgd, tune_batches
-from taskspace_core.threads import cpu_threads
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "GRAD_CHUNK",
-    "MODULE_TYPES",
-    "SKETCH_SEED",
+# Public name -> (module, attribute). Loaded on first use, so that the config and the result
+# (no torch) can be imported without loading torch: ``from taskspace_core.ftgd import FTGDConfig``.
+_EXPORTS: dict[str, tuple[str, str]] = {
+    **{n: ("taskspace_core.ftgd.apply", n) for n in ("DeltaLike", "any_applied", "applied", "is_applied")},
+    **{n: ("taskspace_core.ftgd.baselines", n) for n in ("conventional_finetune", "lm_loss")},
+    **{n: ("taskspace_core.ftgd.config", n) for n in ("SKETCH_SEED", "FTGDConfig", "FTGDError")},
+    **{n: ("taskspace_core.ftgd.gradients", n) for n in ("GRAD_CHUNK", "task_gradient")},
+    "select_mask": ("taskspace_core.ftgd.masks", "select_mask"),
+    **{
+        n: ("taskspace_core.ftgd.params", n)
+        for n in ("MODULE_TYPES", "layer_label", "mask_distribution", "module_type", "selectable_parameters")
+    },
+    "_grads_on": ("taskspace_core.ftgd.params", "grads_on"),  # used by probing's eval gradients
+    "FTGDResult": ("taskspace_core.ftgd.result", "FTGDResult"),
+    **{n: ("taskspace_core.ftgd.sketch", n) for n in ("gradient_similarity", "gradient_sketch", "sketch_cosine")},
+    **{n: ("taskspace_core.ftgd.tuning", n) for n in ("Progress", "run_ftgd", "tune_batches")},
+    "cpu_threads": ("taskspace_core.threads", "cpu_threads"),
+}
+__all__ = [  # the same names as _EXPORTS
     "DeltaLike",
     "FTGDConfig",
     "FTGDError",
     "FTGDResult",
+    "GRAD_CHUNK",
+    "MODULE_TYPES",
     "Progress",
+    "SKETCH_SEED",
     "_grads_on",
     "any_applied",
     "applied",
@@ -93,3 +96,36 @@ __all__ = [
     "task_gradient",
     "tune_batches",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from taskspace_core.ftgd.apply import DeltaLike, any_applied, applied, is_applied
+    from taskspace_core.ftgd.baselines import conventional_finetune, lm_loss
+    from taskspace_core.ftgd.config import SKETCH_SEED, FTGDConfig, FTGDError
+    from taskspace_core.ftgd.gradients import GRAD_CHUNK, task_gradient
+    from taskspace_core.ftgd.masks import select_mask
+    from taskspace_core.ftgd.params import (
+        MODULE_TYPES,
+        layer_label,
+        mask_distribution,
+        module_type,
+        selectable_parameters,
+    )
+    from taskspace_core.ftgd.params import grads_on as _grads_on
+    from taskspace_core.ftgd.result import FTGDResult
+    from taskspace_core.ftgd.sketch import gradient_similarity, gradient_sketch, sketch_cosine
+    from taskspace_core.ftgd.tuning import Progress, run_ftgd, tune_batches
+    from taskspace_core.threads import cpu_threads
