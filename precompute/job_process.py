@@ -44,6 +44,7 @@ def runner_env(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["TASKSPACE_CACHE"] = str(cache)
     env["PYTHONUNBUFFERED"] = "1"  # the log tail should be current
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads yield the core (taskspace_core.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 

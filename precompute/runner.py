@@ -228,6 +228,9 @@ def compute_units(
     writes as it goes; a remote executor ships the results to the driver, which writes them.
     Kinds run in registry order, so a kind's needs are computed before it.
     """
+    from taskspace_core import threads
+
+    threads.apply_policy()  # CLI runs only: threads for the cores free now
     tasks = {t.name: t for t in plan.taskset}
     keys = {(u.kind, u.task): u.key for u in mp.units if u.other is None}
     needed = {n for k in registry.kinds() for n in k.needs}

@@ -22,7 +22,7 @@ from taskspace_core.store import canonical
 from taskspace_core.tasks import DEFAULT_EVAL, DEFAULT_TUNE
 
 # Method versions: bump one when its numbers change meaning (every cache key holds them).
-SCORING_VERSION = 1
+SCORING_VERSION = 2  # 2: ties count as half a correct pair in accuracy
 FTGD_VERSION = 1
 PROBE_VERSION = 1
 SKETCH_SEED = 0x7A5C  # fixed: every task of every run must share the hash to be comparable

@@ -38,11 +38,12 @@ class PairScores:
 
 
 def task_metrics(margins: np.ndarray) -> dict[str, float]:
-    """accuracy (ties count as not correct and are reported), mean margin, n, ties."""
+    """accuracy (a tie, |margin| < TIE_EPS, counts as half a correct pair: the forced-choice
+    convention), mean margin, n, and the number of ties."""
     m = np.asarray(margins, dtype=np.float64)
     ties = np.abs(m) < TIE_EPS
     return {
-        "accuracy": float(np.mean(m > TIE_EPS)) if m.size else float("nan"),
+        "accuracy": float(np.mean(np.where(ties, 0.5, m > 0))) if m.size else float("nan"),
         "mean_margin": float(m.mean()) if m.size else float("nan"),
         "n": int(m.size),
         "ties": int(ties.sum()),

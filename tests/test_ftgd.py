@@ -281,3 +281,78 @@ def test_cpu_threads_restores_the_setting():
     with ftgd.cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def reference_masked_adam(lm, pairs, cfg: FTGDConfig, masks: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """Plain reference: ``torch.optim.Adam`` on the full tensors, gradients (of the plainly computed
+    batch loss) multiplied by the mask, clipped by ``clip_grad_norm_``; the parameters after each step."""
+    params = dict(lm.model.named_parameters())
+    tensors = [params[n] for n in masks]
+    with ftgd._grads_on(tensors):
+        opt = torch.optim.Adam(tensors, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+        batches = ftgd.tune_batches(len(pairs), cfg.batch_size, cfg.seed)
+        after = []
+        for _ in range(cfg.steps):
+            batch = [pairs[i] for i in next(batches)]
+            opt.zero_grad()
+            loss = sum(nll_sum(lm, p.good) - nll_sum(lm, p.bad) for p in batch) / len(batch)
+            loss.backward()
+            for t, m in zip(tensors, masks.values(), strict=True):
+                t.grad.mul_(m)
+            torch.nn.utils.clip_grad_norm_(tensors, cfg.grad_clip)
+            opt.step()
+            after.append(snapshot(lm))
+    return after
+
+
+@pytest.mark.parametrize(("arch", "grad_clip"), [("llama", 0.05), ("gpt2", 100.0)])
+def test_masked_adam_equals_torch_adam_restricted_to_the_mask(arch, grad_clip):
+    cfg = FTGDConfig(**{**CFG.to_dict(), "steps": 5, "lr": 1e-2, "grad_clip": grad_clip})
+    lm = tiny_loaded_model(arch, seed=14)
+    snap = snapshot(lm)
+    seen = []  # the model's parameters at each progress tick: after the mask, then after each step
+    res = run_ftgd(lm, PAIRS, cfg, progress=lambda _: seen.append(snapshot(lm)))
+    assert len(seen) == cfg.steps + 1
+    clipped = [n > grad_clip for n in res.curve["grad_norm"]]
+    assert all(clipped) if grad_clip < 1 else not any(clipped)  # both sides of the clip are exercised
+    masks = {n: torch.from_numpy(res.mask_bool(n)).reshape(snap[n].shape) for n in res.names}
+    ref = reference_masked_adam(tiny_loaded_model(arch, seed=14), PAIRS, cfg, masks)
+    for step, (ours, theirs) in enumerate(zip(seen[1:], ref, strict=True), start=1):
+        for name, base in snap.items():
+            m = masks.get(name, torch.zeros_like(base, dtype=torch.bool))
+            assert torch.equal(ours[name][~m], base[~m]), f"step {step}: {name} changed outside the mask"
+            assert torch.equal(theirs[name][~m], base[~m])
+            torch.testing.assert_close(ours[name][m], theirs[name][m], atol=1e-6, rtol=0, msg=f"step {step} {name}")
+    moved = max(float((seen[-1][n] - snap[n]).abs().max()) for n in res.names)
+    assert moved > 100 * 1e-6  # the updates are far larger than the tolerance
+
+
+def assert_top_k_by_value(scores: dict[str, torch.Tensor], kept: dict[str, np.ndarray], groups: list[list[str]], k_of):
+    """In each group of tensors, the kept entries' |values| are exactly the k largest |values|."""
+    for names in groups:
+        flat = torch.cat([scores[n].reshape(-1).abs() for n in names])
+        k = k_of(flat.numel())
+        got = torch.cat([scores[n].reshape(-1)[torch.as_tensor(kept[n], dtype=torch.long)].abs() for n in names])
+        assert got.numel() == k > 0
+        assert torch.equal(torch.sort(got, descending=True).values, torch.sort(flat, descending=True).values[:k])
+        for n in names:
+            idx = np.asarray(kept[n])
+            assert np.all(np.diff(idx) > 0), "indices sorted, no repeats"
+
+
+@pytest.mark.parametrize("scope", ["global", "per_tensor"])
+def test_masks_keep_exactly_the_largest_gradient_entries(scope):
+    lm = tiny_loaded_model("gpt_neox", seed=15)
+    cfg = FTGDConfig(**{**CFG.to_dict(), "mask_scope": scope, "steps": 1})
+    res = run_ftgd(lm, PAIRS, cfg)  # the stored mask of a real run, against g_task computed apart
+    g = ftgd.task_gradient(lm, PAIRS, cfg)
+    groups = [list(g)] if scope == "global" else [[n] for n in g]
+    stored = {n: res.mask_indices(n) for n in res.names}
+    assert_top_k_by_value(g, stored, groups, lambda size: round(cfg.mask_fraction * size))
+    # many exact ties (values on a coarse grid) and a larger fraction: still the k largest by value
+    gen = torch.Generator().manual_seed(1)
+    tied = {f"t{i}": torch.randint(-40, 41, (50 + 17 * i, 30), generator=gen).float() / 8 for i in range(5)}
+    for fraction in (0.01, 0.3):
+        mask = {n: m.numpy() for n, m in ftgd.select_mask(tied, fraction, scope).items()}
+        groups = [list(tied)] if scope == "global" else [[n] for n in tied]
+        assert_top_k_by_value(tied, mask, groups, lambda size, f=fraction: round(f * size))

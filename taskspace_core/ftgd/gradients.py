@@ -1,0 +1,64 @@
+"""Gradient differentials: ``g_task`` and the per-batch gradients that tuning steps on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from taskspace_core.ftgd.config import FTGDConfig
+from taskspace_core.ftgd.params import check_pairs, grads_on, selectable_parameters
+from taskspace_core.models import LoadedModel
+from taskspace_core.scoring import margins_with_grad
+from taskspace_core.tasks import MinimalPair
+
+GRAD_CHUNK = 32  # pairs per forward/backward when building g_task (only speed; the mean is the same)
+
+
+def losses(margins: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-pair loss: ``-margin`` (diff) or ``-log sigmoid(margin)`` (logistic)."""
+    # -log sigmoid(m) = softplus(-m): stable for large |m|
+    return -margins if loss == "diff" else torch.nn.functional.softplus(-margins)
+
+
+def batch_grad(
+    loaded: LoadedModel, params: Sequence[torch.Tensor], pairs: Sequence[MinimalPair], loss: str, scale: float
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradients of ``scale * sum(loss(margin))`` w.r.t. ``params`` (grads on), and the margins."""
+    margins = margins_with_grad(loaded, pairs)
+    total = losses(margins, loss).sum() * scale
+    grads = torch.autograd.grad(total, list(params), allow_unused=True)
+    out = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+    return out, margins.detach()
+
+
+def task_gradient(
+    loaded: LoadedModel, pairs: Sequence[MinimalPair], cfg: FTGDConfig | None = None
+) -> dict[str, torch.Tensor]:
+    """``g_task`` = mean gradient differential over the first ``cfg.mask_pairs`` pairs, per selectable tensor."""
+    grads, _ = task_gradient_and_margins(loaded, pairs, cfg or FTGDConfig())
+    return grads
+
+
+def task_gradient_and_margins(
+    loaded: LoadedModel, pairs: Sequence[MinimalPair], cfg: FTGDConfig, loss: str = "diff"
+) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """``g_task`` per selectable tensor and the base-model margins of the pairs it averages over."""
+    check_pairs(pairs, "tune")
+    sel = selectable_parameters(loaded.model, cfg.include_embeddings)
+    names, params = [n for n, _ in sel], [p for _, p in sel]
+    use = list(pairs[: cfg.mask_pairs])
+    acc: list[torch.Tensor] | None = None
+    margins = []
+    with grads_on(params):
+        for s in range(0, len(use), GRAD_CHUNK):
+            g, m = batch_grad(loaded, params, use[s : s + GRAD_CHUNK], loss, 1.0 / len(use))
+            margins.append(m)
+            if acc is None:
+                acc = g
+            else:
+                for a, b in zip(acc, g, strict=True):
+                    a.add_(b)
+    assert acc is not None
+    return dict(zip(names, acc, strict=True)), torch.cat(margins).double().cpu().numpy()
