@@ -182,7 +182,7 @@ def app(image: str, report: Callable[[str], None]) -> Iterator[tuple[str, str]]:
         report(f"docker run -> healthy: {time.monotonic() - t0:.1f} s (port {port})")
         yield name, f"http://127.0.0.1:{port}"
     finally:
-        _docker("rm", "-f", name, check=False)
+        _docker("rm", "-f", "-v", name, check=False)  # -v: its anonymous volumes too
 
 
 def _exec_py(container: str, code: str) -> str:
