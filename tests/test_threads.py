@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from precompute.job_process import runner_env as _env
 from taskspace_core import threads
-from taskspace_core.jobs import _env
 
 ROOT = Path(__file__).resolve().parents[1]
 
