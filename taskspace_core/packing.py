@@ -3,7 +3,8 @@
 A row holds ``[prefix][good suffix][bad suffix]``. A 4-D attention mask keeps the bad
 suffix from seeing the good suffix, and its position ids restart at the divergence
 point, so each suffix is scored exactly as in its own sentence while the shared prefix
-is computed once. A plain sentence is a row with a prefix only. The forward pass is
+is computed once. A plain sentence is a row with a prefix only. The last token of a
+sentence predicts nothing and only it would attend to itself, so it is never laid out. The forward pass is
 differentiable, so FTGD builds its gradients on the same code path that scoring uses.
 """
 
@@ -59,29 +60,40 @@ class PackedBatch:
     n_rows: int
 
 
+def n_inputs(row: Row) -> int:
+    """Tokens the row lays out: the last token of each part that ends a sentence predicts nothing
+    (and, as keys, only itself sees it), so it is not fed to the model."""
+    g, b = len(row.good), len(row.bad)
+    if not g and not b:
+        return max(1, len(row.prefix) - 1)
+    return len(row.prefix) + max(g - 1, 0) + max(b - 1, 0)
+
+
 def pack(rows: Sequence[Row], device: torch.device, dtype: torch.dtype, with_prefix: bool = True) -> PackedBatch:
     """Lay rows out right-padded; ``with_prefix=False`` skips scoring the shared prefix tokens
     (they cancel in a margin, and skipping them saves the LM head on those positions)."""
     n = len(rows)
-    length = max(len(r) for r in rows)
+    length = max(n_inputs(r) for r in rows)
     ids = torch.zeros((n, length), dtype=torch.long)
     pos = torch.zeros((n, length), dtype=torch.long)
     region = torch.full((n, length), PAD, dtype=torch.long)
     pred, tgt, trow, tkind = [], [], [], []
     for i, r in enumerate(rows):
-        p, g, b = len(r.prefix), len(r.good), len(r.bad)
-        ids[i, : p + g + b] = torch.tensor(r.prefix + r.good + r.bad)
-        pos[i, : p + g] = torch.arange(p + g)
-        pos[i, p + g : p + g + b] = torch.arange(p, p + b)
-        region[i, :p], region[i, p : p + g], region[i, p + g : p + g + b] = PREFIX, GOOD, BAD
+        g, b = len(r.good), len(r.bad)
+        p = len(r.prefix) if g or b else n_inputs(r)  # a plain sentence drops its last token
+        gi, bi = max(g - 1, 0), max(b - 1, 0)  # good/bad tokens laid out (all but the last)
+        ids[i, : p + gi + bi] = torch.tensor(r.prefix[:p] + r.good[:gi] + r.bad[:bi])
+        pos[i, : p + gi] = torch.arange(p + gi)
+        pos[i, p + gi : p + gi + bi] = torch.arange(p, p + bi)
+        region[i, :p], region[i, p : p + gi], region[i, p + gi : p + gi + bi] = PREFIX, GOOD, BAD
         base = i * length
         if with_prefix:
-            for t in range(1, p):
+            for t in range(1, len(r.prefix)):
                 pred.append(base + t - 1), tgt.append(r.prefix[t]), trow.append(i), tkind.append(PREFIX)
-        for k in range(g):
+        for k in range(g):  # the first suffix token of each side is read from the last shared position
             pred.append(base + p + k - 1), tgt.append(r.good[k]), trow.append(i), tkind.append(GOOD)
-        for k in range(b):  # the first bad token is read from the last shared position
-            src = p - 1 if k == 0 else p + g + k - 1
+        for k in range(b):
+            src = p - 1 if k == 0 else p + gi + k - 1
             pred.append(base + src), tgt.append(r.bad[k]), trow.append(i), tkind.append(BAD)
     q, kv = region[:, :, None], region[:, None, :]
     causal = torch.ones(length, length, dtype=torch.bool).tril()

@@ -16,7 +16,18 @@ import torch
 
 from taskspace_core.configs import ScoringConfig
 from taskspace_core.models import LoadedModel
-from taskspace_core.packing import BAD, GOOD, PREFIX, Row, encode, pack, pair_row, row_sums, token_logprobs
+from taskspace_core.packing import (
+    BAD,
+    GOOD,
+    PREFIX,
+    Row,
+    encode,
+    n_inputs,
+    pack,
+    pair_row,
+    row_sums,
+    token_logprobs,
+)
 from taskspace_core.tasks import MinimalPair
 
 TIE_EPS = 1e-6
@@ -77,11 +88,11 @@ class PairScorer:
         self.batch_tokens = self.config.max_batch_tokens or default_batch_tokens(loaded.device, loaded.model)
 
     def _batches(self, rows: Sequence[Row], budget: int) -> list[list[int]]:
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        order = sorted(range(len(rows)), key=lambda i: n_inputs(rows[i]))
         batches: list[list[int]] = []
         cur: list[int] = []
         for i in order:  # lengths only grow, so the last row sets the padded width
-            if cur and (len(cur) + 1) * len(rows[i]) > budget:
+            if cur and (len(cur) + 1) * n_inputs(rows[i]) > budget:
                 batches.append(cur)
                 cur = []
             cur.append(i)
