@@ -16,7 +16,7 @@ from __future__ import annotations
 import streamlit as st
 
 from taskspace_app import auth
-from taskspace_app.ui import promote_waiting
+from taskspace_app.jobs_panel import promote_waiting
 
 st.set_page_config(page_title="taskspace", page_icon=":material/explore:", layout="wide")
 auth.gate()  # server mode: stop when no login is configured; the login panel in the sidebar

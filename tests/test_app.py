@@ -106,12 +106,12 @@ def _qp(at: AppTest, key: str) -> str:
 
 
 def test_png_failure_is_a_message_not_a_traceback(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from taskspace_app import ui
+    from taskspace_app import downloads
 
     def boom(fig: object) -> bytes:
         raise RuntimeError("PNG export failed (no browser)")
 
-    monkeypatch.setattr(ui, "figure_png", boom)
+    monkeypatch.setattr(downloads, "figure_png", boom)
     at = ok(page("tree"))
     at.button(key="tree_png_make").click().run()
     ok(at)
@@ -233,11 +233,11 @@ def test_run_page_takes_saved_set_from_url(cache: Path) -> None:
 def test_csv_exports_neutralise_formulas() -> None:
     import pandas as pd
 
-    from taskspace_app import ui
+    from taskspace_app import downloads
 
     df = pd.DataFrame({"task": ["=HYPERLINK(1)", "+x", "@y", "-z", "ok"], "value": [-0.5, 1.0, 2.0, 3.0, 4.0]})
     df.index = ["=a", "b", "c", "d", "e"]
-    text = ui.csv_bytes(df, index=True).decode()
+    text = downloads.csv_bytes(df, index=True).decode()
     assert "'=HYPERLINK(1)" in text and "'+x" in text and "'@y" in text and "'-z" in text
     assert "'=a" in text and ",-0.5" in text  # numbers stay numbers
 
@@ -247,8 +247,11 @@ def test_app_never_imports_torch() -> None:
     import subprocess
 
     mods = [
-        "taskspace_app.data",
-        "taskspace_app.ui",
+        "taskspace_app.reading",
+        "taskspace_app.widgets",
+        "taskspace_app.pickers",
+        "taskspace_app.downloads",
+        "taskspace_app.jobs_panel",
         "taskspace_app.validation",
         "taskspace_core.plots",
         "taskspace_core.spaces",

@@ -212,10 +212,10 @@ def test_runner_error_with_markdown_is_shown_escaped(monkeypatch: pytest.MonkeyP
 
     def script() -> None:
         from precompute.jobs import JobStatus
-        from taskspace_app import ui
+        from taskspace_app import jobs_panel
 
         msg = "TaskError: task '![](http://host/x)' has <b>no</b> pairs"
-        ui.job_card(JobStatus(id="j1", name="[set](http://host/y)", state="failed", message=msg), "k")
+        jobs_panel.job_card(JobStatus(id="j1", name="[set](http://host/y)", state="failed", message=msg), "k")
 
     at = AppTest.from_function(script, default_timeout=60).run()
     assert not at.exception

@@ -200,7 +200,7 @@ def test_jobs_panel_offers_cancel_to_the_owner_only(
 ) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from taskspace_app import ui
+    from taskspace_app import jobs_panel
 
     monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
     a, _ = start(tmp_path, runner, 300, user=BOB)
@@ -208,7 +208,7 @@ def test_jobs_panel_offers_cancel_to_the_owner_only(
     wait(a.id, tmp_path, ("running",))
 
     def panel(user: User) -> AppTest:
-        monkeypatch.setattr(ui, "current_user", lambda: user)
+        monkeypatch.setattr(jobs_panel, "current_user", lambda: user)
         return AppTest.from_file(str(ROOT / "taskspace_app" / "views" / "run.py"), default_timeout=60).run()
 
     at = panel(ALICE)

@@ -9,7 +9,7 @@ import streamlit as st
 import yaml
 
 from precompute import jobs
-from taskspace_app import auth, data, ui
+from taskspace_app import auth, downloads, jobs_panel, reading, widgets
 from taskspace_app.auth import current_user
 
 DEFAULT_CONFIG = jobs.REPO_ROOT / "configs" / "default.yaml"
@@ -21,7 +21,7 @@ st.caption(
     "categories (Weber et al., ACL 2024)."
 )
 
-recs = data.entries(data.cache_path())
+recs = reading.entries(reading.cache_path())
 
 
 def _load_default() -> dict | None:
@@ -51,9 +51,9 @@ def default_run_box() -> None:
                 status, joined = jobs.start_job(cfg, user=current_user())
                 st.toast("joined the running default job" if joined else "default analysis started")
             except (OSError, jobs.JobError) as exc:
-                st.error(f"Could not start the job: {ui.md(str(exc))}")
+                st.error(f"Could not start the job: {widgets.md(str(exc))}")
         if jobs.job_status(jid) is not None:
-            ui.jobs_panel("home_default", only=[jid], limit=1)
+            jobs_panel.jobs_panel("home_default", only=[jid], limit=1)
 
 
 if not recs:
@@ -63,7 +63,7 @@ else:
     st.subheader("In the cache")
     rows = [
         {
-            "model": data.model_name(r),
+            "model": reading.model_name(r),
             "revision": r.get("revision") or "",
             "size": r.get("size_label") or "",
             "step": r.get("step"),
@@ -82,7 +82,9 @@ else:
     c3.metric("task sets", df["task set"].nunique())
     c4.metric("series", df["series"].nunique())
     st.dataframe(df, hide_index=True, width="stretch")
-    st.download_button("cache summary (CSV)", ui.csv_bytes(df), "taskspace_cache.csv", "text/csv", on_click="ignore")
+    st.download_button(
+        "cache summary (CSV)", downloads.csv_bytes(df), "taskspace_cache.csv", "text/csv", on_click="ignore"
+    )
     with st.expander("Run the default analysis again / add to the cache"):
         default_run_box()
 
@@ -105,4 +107,4 @@ for k, (page, title, what) in enumerate(links):
 running = [s for s in jobs.list_jobs() if not s.final]
 if running:
     st.subheader("Running jobs")
-    ui.jobs_panel("home_all", only=[s.id for s in running])
+    jobs_panel.jobs_panel("home_all", only=[s.id for s in running])

@@ -5,22 +5,22 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import data, ui
+from taskspace_app import downloads, pickers, reading, widgets
 from taskspace_core import plots, spaces
 
 st.title("Hypotheses")
-series, ref = ui.pick_series_reference()
-options = data.available(ref, symmetric_only=True)
+series, ref = pickers.pick_series_reference()
+options = reading.available(ref, symmetric_only=True)
 if not options or len(ref.tasks) < 3:
-    ui.empty_state("hypothesis tests need a symmetric task space over at least three tasks.")
+    widgets.empty_state("hypothesis tests need a symmetric task space over at least three tasks.")
     st.stop()
-which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
-estimate = ui.pick_estimate(ref, which)
-n_perm = int(ui.bound("selectbox", "Permutations (Mantel)", ["999", "9999"], "perm", "9999", container=st.sidebar))
+which = pickers.pick_matrix(options, default="profile" if "profile" in options else options[0])
+estimate = pickers.pick_estimate(ref, which)
+n_perm = int(widgets.bound("selectbox", "Permutations (Mantel)", ["999", "9999"], "perm", "9999", container=st.sidebar))
 # default: levels that group tasks (some shared labels, more than one label); e.g. a per-task UID is not a hypothesis
 useful = [lv for lv in ref.levels() if 1 < len(set(ref.labels(lv))) < len(ref.tasks)]
-levels = ui.bound_multi("Hypothesis levels", ref.levels(), "levels", useful or ref.levels())
-stat = ui.bound(
+levels = widgets.bound_multi("Hypothesis levels", ref.levels(), "levels", useful or ref.levels())
+stat = widgets.bound(
     "radio",
     "Statistic",
     ["spearman", "within_minus_between", "ari"],
@@ -39,25 +39,25 @@ if upload is not None:
         H, warns = spaces.HypothesisSpace.from_matrix(pd.read_csv(upload, index_col=0), ref.names, "uploaded")
         custom = (tuple(H.task_names), tuple(float(v) for v in H.matrix.ravel()))
         for w in warns:
-            st.warning(ui.md(w))
+            st.warning(widgets.md(w))
     except (spaces.SpaceError, ValueError, UnicodeDecodeError) as exc:
-        st.error(f"The matrix was not used: {ui.md(str(exc))}")
+        st.error(f"The matrix was not used: {widgets.md(str(exc))}")
 
 rows = []
 with st.spinner("testing hypotheses…"):
     for r in series.records:
-        sp = data.load(r)
-        if sp is None or which not in data.available(sp, symmetric_only=True):
+        sp = reading.load(r)
+        if sp is None or which not in reading.available(sp, symmetric_only=True):
             continue
         for lev in levels + (["uploaded"] if custom else []):
             try:
-                res = data.fit_for(r, which, estimate, lev, n_perm, custom if lev == "uploaded" else None)
+                res = reading.fit_for(r, which, estimate, lev, n_perm, custom if lev == "uploaded" else None)
             except spaces.SpaceError as exc:
-                st.warning(f"{ui.md(lev)} on {ui.md(data.model_name(r))}: {exc}")
+                st.warning(f"{widgets.md(lev)} on {widgets.md(reading.model_name(r))}: {exc}")
                 continue
             rows.append(
                 {
-                    "model": ui.short_label(r),
+                    "model": pickers.short_label(r),
                     "size": r.get("size_label") or "",
                     "step": r.get("step"),
                     **res,
@@ -73,9 +73,9 @@ st.caption(
     f"n = {len(ref.tasks)} tasks ({len(ref.tasks) * (len(ref.tasks) - 1) // 2} task pairs), "
     f"{ref.n_eval_pairs} eval pairs per task · one-sided permutation p-values, {n_perm} permutations"
 )
-fig = plots.fit_bars(fits, stat=stat, p_col=p_col, title=f"{stat} of {data.MATRICES[which][0]} per model")
+fig = plots.fit_bars(fits, stat=stat, p_col=p_col, title=f"{stat} of {reading.MATRICES[which][0]} per model")
 st.plotly_chart(fig, width="stretch", key="hyp_bars")
-ui.downloads(fig, fits, f"taskspace_hypotheses_{which}", "hyp")
+downloads.downloads(fig, fits, f"taskspace_hypotheses_{which}", "hyp")
 st.dataframe(fits.round(4), hide_index=True, width="stretch")
 
 st.subheader("Generalisation to overarching concepts")
@@ -86,13 +86,13 @@ st.caption(
 )
 gen = []
 for r in series.records:
-    sp = data.load(r)
-    T = data.transfer_source(sp, estimate)[0] if sp is not None else None
+    sp = reading.load(r)
+    T = reading.transfer_source(sp, estimate)[0] if sp is not None else None
     if T is not None:
         g = spaces.generalisation(T, sp.labels("category"))
         gen.append(
             {
-                "size": str(r.get("size_label") or data.model_name(r)),
+                "size": str(r.get("size_label") or reading.model_name(r)),
                 "step": r.get("step") or 0,
                 "generalisation": g.value,
                 "interval": f"[{g.low:.3g}, {g.high:.3g}]",
@@ -112,7 +112,7 @@ if gen:
         hline=0.0,
     )
     st.plotly_chart(fig_g, width="stretch", key="hyp_gen")
-    ui.downloads(fig_g, df_g, "taskspace_generalisation", "gen")
+    downloads.downloads(fig_g, df_g, "taskspace_generalisation", "gen")
 else:
     st.info("No transfer matrix in this series: run the 'transfer' method to see generalisation.")
 
@@ -122,7 +122,7 @@ for size in series.sizes:
     recs = [r for r in series.records if str(r.get("size_label") or "") == size and r.get("step") is not None]
     if len(recs) < 2:
         continue
-    st_res = spaces.stability([data.matrix(r, which, estimate)[0] for r in recs])
+    st_res = spaces.stability([reading.matrix(r, which, estimate)[0] for r in recs])
     for k, r in enumerate(recs):
         stab.append(
             {
@@ -138,6 +138,6 @@ if stab:
         df_s, x="step", y="spearman", group="size", dash="compared", title="Spearman between checkpoints' task spaces"
     )
     st.plotly_chart(fig_s, width="stretch", key="hyp_stab")
-    ui.downloads(fig_s, df_s, "taskspace_stability", "stab")
+    downloads.downloads(fig_s, df_s, "taskspace_stability", "stab")
 else:
     st.info("Stability needs at least two checkpoints of one size in this series.")

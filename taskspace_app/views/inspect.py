@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from precompute import jobs
-from taskspace_app import auth, data, ui
+from taskspace_app import auth, downloads, jobs_panel, pickers, reading, widgets
 from taskspace_app.validation import server_mode
 from taskspace_core import limits
 from taskspace_core.pair_tokens import load_result, pair_frame, token_frame
@@ -47,7 +47,7 @@ def _cli_args(model: dict[str, Any], sources: list[str], task: str, tuned: str |
 
 
 def show(rec: dict[str, Any]) -> None:
-    value = _value(data.cache_path(), rec["key"], float(rec.get("created", 0)))
+    value = _value(reading.cache_path(), rec["key"], float(rec.get("created", 0)))
     if value is None:
         st.error("This inspection could not be read from the cache (it may be from another version).")
         return
@@ -56,32 +56,32 @@ def show(rec: dict[str, Any]) -> None:
     pairs = pair_frame(before, after, reduction)
     tuned = value.get("tuned_on")
     st.markdown(
-        f"**{len(pairs)} pairs** of `{ui.md(value.get('task', ''))}`, sorted by margin (lowest first; "
-        f"log p(good) − log p(bad), {ui.md(reduction)} over tokens)"
-        + (f"; after FTGD on `{ui.md(tuned)}`" if tuned else "")
+        f"**{len(pairs)} pairs** of `{widgets.md(value.get('task', ''))}`, sorted by margin (lowest first; "
+        f"log p(good) − log p(bad), {widgets.md(reduction)} over tokens)"
+        + (f"; after FTGD on `{widgets.md(tuned)}`" if tuned else "")
     )
     st.dataframe(pairs, hide_index=True, width="stretch", height=260)
     rank = int(st.number_input("Pair (rank in this list)", 1, len(pairs), 1, key="inspect_rank"))
     row = pairs.iloc[rank - 1]
-    st.markdown(f"good: {ui.md(row['sentence_good'])}  \nbad: {ui.md(row['sentence_bad'])}")
+    st.markdown(f"good: {widgets.md(row['sentence_good'])}  \nbad: {widgets.md(row['sentence_bad'])}")
     tokens = token_frame(before, after, reduction)
     one = tokens[tokens["rank"] == rank]
     title = f"pair {rank}: margin {row['margin']:.3f}" + (f" → {row['margin_after']:.3f} after tuning" if tuned else "")
     fig = surprisal_figure(one, title=title)
     st.plotly_chart(fig, width="stretch", key="inspect_fig")
     st.caption("Shaded: from the first token where the sentences differ; before it both share the prefix.")
-    ui.downloads(fig, tokens, f"pairs-{value.get('task', 'task')}", "inspect")
+    downloads.downloads(fig, tokens, f"pairs-{value.get('task', 'task')}", "inspect")
 
 
 def request_form() -> None:
     """Choose a task of a cached analysis and compute its inspection in the background."""
-    series = ui.pick_series(st.container())
+    series = pickers.pick_series(st.container())
     if series is None:
         st.caption("No analysis in the cache to take a model and tasks from. On the command line:")
         st.code("python -m precompute pairs --model smollm2-135m --tasks builtin --task NAME [--tuned-on TASK]")
         return
-    rec = ui.pick_model(series, st.container(), param="inspect_model")
-    sp = data.load(rec)
+    rec = pickers.pick_model(series, st.container(), param="inspect_model")
+    sp = reading.load(rec)
     run = (sp.config.get("run") or {}) if sp is not None else {}
     sources = [str(s) for s in run.get("tasks") or []]
     spec = next((m for m in run.get("models") or [] if isinstance(m, dict)), None) if sp else None
@@ -99,7 +99,7 @@ def request_form() -> None:
         st.caption("This analysis used a seeded step-0 model; the command uses seed 0.")
     refused = limits.check_request({"models": [model], "device": "auto"}, server_mode())  # header reads only
     if refused:
-        st.error("Not runnable on this server: " + ui.md("; ".join(refused)))
+        st.error("Not runnable on this server: " + widgets.md("; ".join(refused)))
     elif auth.require_login("start work") and st.button("Compute in the background", key="inspect_start"):
         config = {"kind": "pairs", "name": f"pairs {task}", "args": args, "device": "auto"}
         # start_job fills {config}/{progress} in the command: braces in user text are escaped
@@ -109,11 +109,11 @@ def request_form() -> None:
             status, joined = jobs.start_job(config, command=cmd, user=auth.current_user())
             st.toast("joined the same job" if joined else f"job {status.state}")
         except (OSError, jobs.JobError) as exc:
-            st.error(f"Could not start: {ui.md(str(exc))}")
+            st.error(f"Could not start: {widgets.md(str(exc))}")
 
 
 st.title("Pair inspector")
-found = _entries(data.cache_path())
+found = _entries(reading.cache_path())
 if found:
     by_key = {r["key"]: r for r in found}
     key = st.selectbox("Inspection", list(by_key), format_func=lambda k: _label(by_key[k]), key="inspect_entry")
@@ -124,4 +124,4 @@ with st.expander("Inspect another task", expanded=not found):
     request_form()
 ids = [s.id for s in jobs.list_jobs() if jobs.load_config(s.id).get("kind") == "pairs"]
 if ids:
-    ui.jobs_panel("inspect", only=ids)
+    jobs_panel.jobs_panel("inspect", only=ids)

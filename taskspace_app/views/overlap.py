@@ -6,35 +6,35 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import data, ui
+from taskspace_app import downloads, pickers, reading, widgets
 from taskspace_core import plots, spaces
 
 st.title("Parameter overlap")
-series, rec, sp = ui.pick_space()
-mats = [k for k in ("J", "lift", "lift_uniform") if k in data.available(sp)]
+series, rec, sp = pickers.pick_space()
+mats = [k for k in ("J", "lift", "lift_uniform") if k in reading.available(sp)]
 if not mats:
-    ui.empty_state("this run has no FTGD masks (run the 'transfer' or 'gradient' method with masks).")
+    widgets.empty_state("this run has no FTGD masks (run the 'transfer' or 'gradient' method with masks).")
     st.stop()
-which = ui.bound(
+which = widgets.bound(
     "selectbox",
     "Overlap measure",
     mats,
     "matrix",
     "lift" if "lift" in mats else mats[0],
     container=st.sidebar,
-    format_func=lambda k: data.MATRICES[k][0],
+    format_func=lambda k: reading.MATRICES[k][0],
 )
 tab_map, tab_where, tab_series = st.tabs(["Overlap heatmap", "Where masks live", "Across sizes and checkpoints"])
 
 with tab_map:
-    M, _ = data.matrix(rec, which)
-    st.caption(ui.md(f"{len(sp.tasks)} tasks · {data.model_name(rec)} · diagonal = a mask with itself"))
+    M, _ = reading.matrix(rec, which)
+    st.caption(widgets.md(f"{len(sp.tasks)} tasks · {reading.model_name(rec)} · diagonal = a mask with itself"))
     order = spaces.cluster_order(M) if len(sp.tasks) > 2 else None
     fig = plots.task_heatmap(
         M,
         sp.names,
         sp.labels("category"),
-        title=data.MATRICES[which][0],
+        title=reading.MATRICES[which][0],
         value_label=which,
         diverging=False,
         order=order,
@@ -42,14 +42,16 @@ with tab_map:
         examples=[(t.example_good, t.example_bad) for t in sp.tasks],
     )
     st.plotly_chart(fig, width="stretch", key="overlap_heatmap")
-    ui.downloads(fig, ui.matrix_frame(M, sp.names), f"taskspace_{which}_{data.model_name(rec)}", "ovl", index=True)
+    downloads.downloads(
+        fig, downloads.matrix_frame(M, sp.names), f"taskspace_{which}_{reading.model_name(rec)}", "ovl", index=True
+    )
 
 with tab_where:
     if not sp.mask_distribution:
         st.info("This run kept no per-layer mask distribution.")
     else:
         names = [n for n in sp.names if n in sp.mask_distribution]
-        pick = ui.bound("selectbox", "Task", ["(all tasks, summed)", *names], "task", names[0], container=st)
+        pick = widgets.bound("selectbox", "Task", ["(all tasks, summed)", *names], "task", names[0], container=st)
         dists = [sp.mask_distribution[n] for n in (names if pick.startswith("(all") else [pick])]
         base = dists[0]
         counts = np.sum([np.asarray(d.get("counts", []), dtype=float) for d in dists], axis=0)
@@ -61,7 +63,7 @@ with tab_where:
             index=[f"layer {x}" if str(x).isdigit() else str(x) for x in dist["layers"]],
             columns=list(dist["modules"]),
         )
-        ui.downloads(fig_w, df_w, "taskspace_mask_location", "where", index=True)
+        downloads.downloads(fig_w, df_w, "taskspace_mask_location", "where", index=True)
 
 with tab_series:
     recs = list(series.records)
@@ -70,17 +72,17 @@ with tab_series:
     else:
         panels, rows = [], []
         for r in recs:
-            s = data.load(r)
-            if s is None or s.names != sp.names or which not in data.available(s):
+            s = reading.load(r)
+            if s is None or s.names != sp.names or which not in reading.available(s):
                 continue
-            L, _ = data.matrix(r, which)
+            L, _ = reading.matrix(r, which)
             idx = list(order) if order is not None else list(range(len(L)))
-            panels.append((ui.short_label(r), L[np.ix_(idx, idx)]))  # same task order as the heatmap
+            panels.append((pickers.short_label(r), L[np.ix_(idx, idx)]))  # same task order as the heatmap
             dist = spaces.distributedness(L, s.labels("category"))
             for kind, val in (("within", dist.within), ("between", dist.between)):
                 rows.append(
                     {
-                        "size": str(r.get("size_label") or data.model_name(r)),
+                        "size": str(r.get("size_label") or reading.model_name(r)),
                         "step": r.get("step"),
                         "pairs": kind,
                         which: val,
@@ -93,7 +95,7 @@ with tab_series:
             [sp.names[i] for i in (order if order is not None else range(len(sp.names)))],
             n_cols=n_cols,
             value_label=which,
-            title=f"{data.MATRICES[which][0]} per model (rows: sizes, columns: steps)",
+            title=f"{reading.MATRICES[which][0]} per model (rows: sizes, columns: steps)",
         )
         st.plotly_chart(fig_s, width="stretch", key="overlap_multiples")
         task_order = [sp.names[i] for i in (order if order is not None else range(len(sp.names)))]
@@ -103,7 +105,7 @@ with tab_series:
             for i, a in enumerate(task_order)
             for j, b in enumerate(task_order)
         ]
-        ui.downloads(fig_s, pd.DataFrame(long), "taskspace_overlap_series", "multi")
+        downloads.downloads(fig_s, pd.DataFrame(long), "taskspace_overlap_series", "multi")
         df_d = pd.DataFrame(rows)
         if df_d["step"].notna().any():
             fig_d = plots.series_lines(
@@ -121,4 +123,4 @@ with tab_series:
                 "Solid: same-category task pairs; dashed: different categories. The paper finds the gap "
                 "grows with pre-training."
             )
-            ui.downloads(fig_d, df_d, "taskspace_distributedness", "distr")
+            downloads.downloads(fig_d, df_d, "taskspace_distributedness", "distr")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import auth, data, ui
+from taskspace_app import auth, reading, widgets
 from taskspace_app.validation import check_set_name, read_upload
 from taskspace_core import tasksets
 from taskspace_core.builtin.yaml_text import MAX_PARADIGM_BYTES
@@ -72,7 +72,7 @@ def save_box(ts: TaskSet, key: str, default_name: str) -> None:
         _save(ts, name, replace=False)
     conflict = st.session_state.get("pairs_conflict")
     if conflict and conflict[0] == name:
-        st.warning(f"{ui.md(conflict[1])}.")
+        st.warning(f"{widgets.md(conflict[1])}.")
         if st.button(f"Replace '{name}' (keeps the old version)", key=f"{key}_replace", icon=":material/sync:"):
             _save(ts, name, replace=True)
     saved = st.session_state.get("pairs_saved")
@@ -87,11 +87,11 @@ def _save(ts: TaskSet, name: str, replace: bool) -> None:
     st.session_state.pop("pairs_conflict", None)
     st.session_state.pop("pairs_saved", None)
     try:
-        st.session_state["pairs_saved"] = tasksets.save(ts, name, data.cache_path(), replace=replace).name
+        st.session_state["pairs_saved"] = tasksets.save(ts, name, reading.cache_path(), replace=replace).name
     except tasksets.TaskSetConflict as exc:
         st.session_state["pairs_conflict"] = (name, str(exc))
     except (TaskError, OSError) as exc:
-        st.error(f"Could not save: {ui.md(str(exc))}")
+        st.error(f"Could not save: {widgets.md(str(exc))}")
 
 
 st.title("Your pairs")
@@ -114,17 +114,17 @@ with tab_up:
     if up is not None:
         ts, report = read_upload(up.getvalue(), up.name, st.session_state, strip_invisible=strip)
         st.caption(
-            ui.md(
+            widgets.md(
                 f"{report.filename}: {report.n_rows} data rows, {report.n_pairs_kept} pairs kept in "
                 f"{len(report.task_counts)} tasks"
             )
         )
         if report.errors:
             # a list, not a grid: each message names its row and column and must be readable as is
-            lines = "\n".join(f"- {ui.md(i.message)}" for i in report.errors)
+            lines = "\n".join(f"- {widgets.md(i.message)}" for i in report.errors)
             st.error(f"**{len(report.errors)} problem(s) must be fixed before this file can be used:**\n\n{lines}")
         if report.warnings:
-            lines = "\n".join(f"- {ui.md(i.message)}" for i in report.warnings)
+            lines = "\n".join(f"- {widgets.md(i.message)}" for i in report.warnings)
             st.warning(f"**{len(report.warnings)} warning(s)** (the file can still be used):\n\n{lines}")
         if ts is not None:
             st.success(f"{len(ts)} task(s), {report.n_pairs_kept} pairs: ready to save.")
@@ -145,7 +145,7 @@ with tab_write:
             st.session_state.pop("paradigm_error", None)
         except Exception as exc:  # noqa: BLE001 - ParadigmError, YAML errors, or the suite not installed
             st.session_state["paradigm_task"] = None
-            st.session_state["paradigm_error"] = ui.md(str(exc) or type(exc).__name__)
+            st.session_state["paradigm_error"] = widgets.md(str(exc) or type(exc).__name__)
     if st.session_state.get("paradigm_error"):
         st.error(f"The paradigm could not be generated: {st.session_state['paradigm_error']}")
     task: Task | None = st.session_state.get("paradigm_task")

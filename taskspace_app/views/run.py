@@ -9,7 +9,7 @@ import streamlit as st
 import yaml
 
 from precompute import jobs
-from taskspace_app import auth, data, ui
+from taskspace_app import auth, jobs_panel, reading, widgets
 from taskspace_app.auth import current_user
 from taskspace_app.validation import check_local_dir, check_model_name, check_revision, server_mode
 from taskspace_core import limits, methods, tasksets
@@ -48,7 +48,7 @@ with st.expander("Add a hub model or a local folder"):
     if st.button("Add model", key="add_model"):
         err = check_model_name(name) or check_revision(rev)
         if err:
-            st.error(f"Not added: {ui.md(err)}")
+            st.error(f"Not added: {widgets.md(err)}")
         else:
             models.append(
                 {
@@ -88,14 +88,14 @@ except Exception as exc:  # noqa: BLE001 - the suite may be missing or mid-edit
     builtin_names, builtin_err = [], str(exc)
 default_builtin = [t for src in DEFAULT["tasks"] if src.startswith("builtin:") for t in src[8:].split(",")]
 if builtin_names:
-    chosen = ui.bound_multi("Built-in paradigms", builtin_names, "builtin", default_builtin or builtin_names[:8])
+    chosen = widgets.bound_multi("Built-in paradigms", builtin_names, "builtin", default_builtin or builtin_names[:8])
     if chosen:
         tasks.append("builtin:" + ",".join(chosen))
 else:
-    st.caption(f"Built-in suite unavailable: {ui.md(builtin_err[:200])}")
-saved = tasksets.list_sets(data.cache_path())
+    st.caption(f"Built-in suite unavailable: {widgets.md(builtin_err[:200])}")
+saved = tasksets.list_sets(reading.cache_path())
 if saved:
-    tasks += [f"set:{s}" for s in ui.bound_multi("Your saved task sets", saved, "sets", [])]
+    tasks += [f"set:{s}" for s in widgets.bound_multi("Your saved task sets", saved, "sets", [])]
 c1, c2 = st.columns(2)
 blimp_dir = c1.text_input("BLiMP folder (the *.jsonl files)", placeholder="/data/blimp", key="blimp_dir")
 blimp_hub = c2.toggle("BLiMP from the hub (needs network)", key="blimp_hub")
@@ -103,7 +103,7 @@ blimp_only = st.text_input("BLiMP paradigms (comma-separated; empty = all 67)", 
 if blimp_dir.strip():
     err = check_local_dir(blimp_dir.strip(), "BLiMP folder")
     if err or not Path(blimp_dir.strip()).is_dir():
-        st.error(ui.md(err) if err else "That BLiMP folder does not exist.")
+        st.error(widgets.md(err) if err else "That BLiMP folder does not exist.")
     else:
         tasks.append(f"blimp:{blimp_dir.strip()}" + (f":{blimp_only}" if blimp_only else ""))
 if blimp_hub:
@@ -112,12 +112,16 @@ if blimp_hub:
 st.subheader("3 · Methods")
 choices = {m.config_name: m.label for m in methods.methods() if m.config_name}
 methods_box = st.container()
-methods_on = ui.bound_multi("Methods", list(choices), "methods", DEFAULT.get("methods") or [], container=methods_box)
+methods_on = widgets.bound_multi(
+    "Methods", list(choices), "methods", DEFAULT.get("methods") or [], container=methods_box
+)
 with st.expander("Switches", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     box = {}  # config field -> the column its widget is in (its error is shown there)
-    metric = ui.bound("selectbox", "Metric", ["mean_margin", "accuracy"], "metric", PROBE.get("metric"), container=c1)
-    transfer = ui.bound(
+    metric = widgets.bound(
+        "selectbox", "Metric", ["mean_margin", "accuracy"], "metric", PROBE.get("metric"), container=c1
+    )
+    transfer = widgets.bound(
         "selectbox", "Transfer", ["exact", "first_order"], "transfer", PROBE.get("transfer"), container=c2
     )
     n_tune = c3.number_input("Tune pairs", 4, 2000, int(PROBE.get("n_tune", 48)), key="n_tune")
@@ -167,7 +171,7 @@ empty = {"models": not models, "tasks": not tasks, "methods": not methods_on}  #
 errors = {k: v for k, v in config_errors(config).items() if not empty.get(k.split("[")[0].split(".")[0])}
 for fld, msg in errors.items():
     where = methods_box if fld == "methods" else box.get(fld) or box.get(fld.split(".")[0]) or st
-    where.error(ui.md(msg))
+    where.error(widgets.md(msg))
 missing = [w for w, ok in (("a model", models), ("a task source", tasks), ("a method", methods_on)) if not ok]
 
 st.subheader("4 · Plan and start")
@@ -179,7 +183,7 @@ if missing:
 elif errors:
     st.warning("Fix the switches marked above first.")
 elif refused:
-    st.error("Not runnable on this server: " + ui.md("; ".join(refused)))
+    st.error("Not runnable on this server: " + widgets.md("; ".join(refused)))
 else:
     jid = jobs.job_id(config)
     c1, c2 = st.columns(2)
@@ -193,31 +197,33 @@ else:
     if got and got[0] == jid:
         plan = got[1]
         if "error" in plan:
-            st.error(ui.md(plan["error"]))
+            st.error(widgets.md(plan["error"]))
         else:
             m1, m2, m3, m4 = st.columns(4)
             m1.metric("units", plan.get("units_total", "?"))
             m2.metric("cached", plan.get("units_cached", "?"))
             m3.metric("to do", plan.get("units_todo", "?"))
-            m4.metric("estimated time", ui.fmt_seconds(plan.get("estimated_seconds")))
+            m4.metric("estimated time", widgets.fmt_seconds(plan.get("estimated_seconds")))
             by_type = plan.get("by_type") or {}
             if by_type:
                 st.dataframe(pd.DataFrame(by_type).T, width="stretch")
             if plan.get("unfingerprinted"):
-                st.caption(ui.md("Not loaded to plan, so counted as not cached: " + ", ".join(plan["unfingerprinted"])))
+                st.caption(
+                    widgets.md("Not loaded to plan, so counted as not cached: " + ", ".join(plan["unfingerprinted"]))
+                )
     may_start = auth.require_login("start work")
     if may_start and c2.button("Start", type="primary", key="start", icon=":material/play_arrow:"):
         try:
             got = st.session_state.get("run_plan")
             eta = got[1].get("estimated_seconds") if got and got[0] == jid else None
             status, joined = jobs.start_job(config, user=current_user(), eta_s=eta)
-            queued = f"queued ({ui.queue_text(status)})" if status.state == "queued" else "started"
+            queued = f"queued ({jobs_panel.queue_text(status)})" if status.state == "queued" else "started"
             st.toast("joined the job already running or waiting for this plan" if joined else f"job {queued}")
         except (OSError, jobs.JobError) as exc:
-            st.error(f"Could not start: {ui.md(str(exc))}")
+            st.error(f"Could not start: {widgets.md(str(exc))}")
 
 st.subheader("Jobs")
 if jobs.list_jobs():
-    ui.jobs_panel("run", limit=10)
+    jobs_panel.jobs_panel("run", limit=10)
 else:
     st.caption("No job has run on this machine yet.")

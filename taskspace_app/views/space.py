@@ -6,18 +6,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import data, ui
+from taskspace_app import downloads, pickers, reading, widgets
 from taskspace_core import plots, spaces
 
 st.title("Task space")
-series, rec, sp = ui.pick_space()
-options = data.available(sp)
+series, rec, sp = pickers.pick_space()
+options = reading.available(sp)
 if not options:
-    ui.empty_state("this run holds no task-by-task matrix.")
+    widgets.empty_state("this run holds no task-by-task matrix.")
     st.stop()
-which = ui.pick_matrix(options, default="T" if "T" in options else options[0])
-estimate = ui.pick_estimate(sp, which)
-order_by = ui.bound(
+which = pickers.pick_matrix(options, default="T" if "T" in options else options[0])
+estimate = pickers.pick_estimate(sp, which)
+order_by = widgets.bound(
     "radio",
     "Order",
     ["cluster", "file"],
@@ -26,27 +26,27 @@ order_by = ui.bound(
     container=st.sidebar,
     format_func=lambda k: {"cluster": "by clustering", "file": "as in the task set"}[k],
 )
-clip = ui.bound_toggle("Colour range without the diagonal", "clip", which == "T", container=st.sidebar)
+clip = widgets.bound_toggle("Colour range without the diagonal", "clip", which == "T", container=st.sidebar)
 
-M, notes = data.matrix(rec, which, estimate)
-label, diverging, symmetric = data.MATRICES[which]
+M, notes = reading.matrix(rec, which, estimate)
+label, diverging, symmetric = reading.MATRICES[which]
 for note in notes:
-    st.warning(ui.md(note))
+    st.warning(widgets.md(note))
 
 order = None
 if order_by == "cluster" and len(sp.tasks) > 2:
     try:
-        S = M if symmetric else data.matrix(rec, "profile", estimate)[0]
+        S = M if symmetric else reading.matrix(rec, "profile", estimate)[0]
         order = spaces.cluster_order(S)
     except spaces.SpaceError as exc:
-        st.caption(f"Not clustered: {ui.md(str(exc))}")
+        st.caption(f"Not clustered: {widgets.md(str(exc))}")
 
-_, est_label = data.transfer_source(sp, estimate)
-title = f"{label} — {data.model_name(rec)}"
+_, est_label = reading.transfer_source(sp, estimate)
+title = f"{label} — {reading.model_name(rec)}"
 sub = f"{len(sp.tasks)} tasks · {sp.n_eval_pairs} eval pairs per task · metric {sp.metric}"
-if data.uses_estimate(which):
+if reading.uses_estimate(which):
     sub += f" · transfer: {est_label}"
-st.caption(ui.md(sub))
+st.caption(widgets.md(sub))
 
 fig = plots.task_heatmap(
     M,
@@ -60,8 +60,8 @@ fig = plots.task_heatmap(
     clip_diagonal=clip,
 )
 st.plotly_chart(fig, width="stretch", key="space_heatmap")
-df = ui.matrix_frame(M, sp.names)
-ui.downloads(fig, df, f"taskspace_{which}_{data.model_name(rec)}", "space", index=True)
+df = downloads.matrix_frame(M, sp.names)
+downloads.downloads(fig, df, f"taskspace_{which}_{reading.model_name(rec)}", "space", index=True)
 
 with st.expander("Tasks in this space"):
     rows = pd.DataFrame(

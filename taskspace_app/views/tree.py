@@ -7,42 +7,42 @@ import math
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import data, ui
+from taskspace_app import downloads, pickers, reading, widgets
 from taskspace_core import plots, spaces
 
 st.title("Tree")
-series, rec, sp = ui.pick_space()
-options = data.available(sp, symmetric_only=True)
+series, rec, sp = pickers.pick_space()
+options = reading.available(sp, symmetric_only=True)
 if not options or len(sp.tasks) < 3:
-    ui.empty_state("a tree needs a symmetric task space over at least three tasks.")
+    widgets.empty_state("a tree needs a symmetric task space over at least three tasks.")
     st.stop()
-which = ui.pick_matrix(options, default="profile" if "profile" in options else options[0])
-estimate = ui.pick_estimate(sp, which)
-level = ui.bound("selectbox", "Agreement with", sp.levels(), "level", "category", container=st.sidebar)
+which = pickers.pick_matrix(options, default="profile" if "profile" in options else options[0])
+estimate = pickers.pick_estimate(sp, which)
+level = widgets.bound("selectbox", "Agreement with", sp.levels(), "level", "category", container=st.sidebar)
 
-S, notes = data.matrix(rec, which, estimate)
+S, notes = reading.matrix(rec, which, estimate)
 for note in notes:
-    st.warning(ui.md(note))
+    st.warning(widgets.md(note))
 try:
     tree = spaces.linkage_tree(S, sp.names)
-    stats = data.fit_for(rec, which, estimate, level, 999)
+    stats = reading.fit_for(rec, which, estimate, level, 999)
 except spaces.SpaceError as exc:
-    st.error(f"No tree: {ui.md(str(exc))}")
+    st.error(f"No tree: {widgets.md(str(exc))}")
     st.stop()
 
 left, right = st.columns([3, 1])
 with left:
     fig = plots.dendrogram_figure(
-        tree.linkage, sp.names, sp.labels("category"), title=f"{data.MATRICES[which][0]} — {data.model_name(rec)}"
+        tree.linkage, sp.names, sp.labels("category"), title=f"{reading.MATRICES[which][0]} — {reading.model_name(rec)}"
     )
     st.plotly_chart(fig, width="stretch", key="tree_chart")
 with right:
     n_labels = len(set(sp.labels(level)))
     ari = stats["ari"]
-    st.metric(f"ARI vs {ui.md(level)}", "n/a" if math.isnan(ari) else f"{ari:.3f}")
-    st.caption(ui.md(stats.get("ari_note") or f"ARI permutation p = {stats.get('ari_p', float('nan')):.3g}"))
+    st.metric(f"ARI vs {widgets.md(level)}", "n/a" if math.isnan(ari) else f"{ari:.3f}")
+    st.caption(widgets.md(stats.get("ari_note") or f"ARI permutation p = {stats.get('ari_p', float('nan')):.3g}"))
     st.caption(
-        f"Average-linkage clusters of 1 - S cut at {n_labels} clusters (the number of {ui.md(level)} labels), "
+        f"Average-linkage clusters of 1 - S cut at {n_labels} clusters (the number of {widgets.md(level)} labels), "
         "compared with the labels by the adjusted Rand index: 1 = identical grouping, 0 = chance."
     )
     st.metric("Spearman ρ vs hypothesis", "n/a" if math.isnan(stats["spearman"]) else f"{stats['spearman']:.3f}")
@@ -59,5 +59,5 @@ df = pd.DataFrame(
         "cluster": clusters,
     }
 ).sort_values("leaf_order")
-ui.downloads(fig, df, f"taskspace_tree_{which}_{data.model_name(rec)}", "tree")
+downloads.downloads(fig, df, f"taskspace_tree_{which}_{reading.model_name(rec)}", "tree")
 st.dataframe(df, hide_index=True, width="stretch")
