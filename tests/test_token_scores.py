@@ -86,7 +86,7 @@ def test_frames_sort_by_margin_and_align_at_the_divergence():
 
 
 def test_surprisal_figure_marks_the_differing_tokens_and_escapes_them():
-    from taskspace_core.token_plots import surprisal_figure
+    from taskspace_core.plots import surprisal_figure
 
     p = _pt("g", "b", [-1.0], [-2.0, -0.5], [-3.0, -0.5])
     p = PairTokens(p.good, p.bad, ("<b>",), p.prefix_logp, ("dogs", " here"), p.good_logp, ("dog", " here"), p.bad_logp)

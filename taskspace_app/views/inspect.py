@@ -16,8 +16,8 @@ from taskspace_app import auth, downloads, jobs_panel, pickers, reading, widgets
 from taskspace_app.validation import server_mode
 from taskspace_core import limits
 from taskspace_core.pair_tokens import load_result, pair_frame, token_frame
+from taskspace_core.plots import surprisal_figure
 from taskspace_core.store import Store
-from taskspace_core.token_plots import surprisal_figure
 
 
 @st.cache_data(ttl=3, show_spinner=False)

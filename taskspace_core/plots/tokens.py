@@ -1,6 +1,6 @@
 """Surprisal curves of one minimal pair, aligned at the divergence: data in, plotly Figure out.
 
-Same contract as :mod:`taskspace_core.plots` (no I/O, no Streamlit, user text escaped).
+Same contract as the rest of :mod:`taskspace_core.plots` (no I/O, no Streamlit, user text escaped).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from taskspace_core.plots import esc
+from taskspace_core.plots.style import esc
 
 GOOD, BAD = "#1f77b4", "#d62728"
 _SIDES = (("good", GOOD), ("bad", BAD))

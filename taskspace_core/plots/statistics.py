@@ -1,0 +1,89 @@
+"""Figures of statistics across models: lines over sizes/checkpoints, bars of hypothesis fits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from taskspace_core.plots.style import category_colors, esc
+
+
+def series_lines(
+    df: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    group: str,
+    dash: str | None = None,
+    title: str = "",
+    y_label: str | None = None,
+    hover_cols: Sequence[str] = (),
+    hline: float | None = None,
+) -> go.Figure:
+    """Lines of ``y`` against ``x``, one per value of ``group`` (and line style per ``dash``)."""
+    fig = go.Figure()
+    colors = category_colors([str(g) for g in df[group].unique()]) if len(df) else {}
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    dash_vals = list(dict.fromkeys(df[dash])) if dash and len(df) else [None]
+    for g, col in colors.items():
+        for k, dv in enumerate(dash_vals):
+            sub = df[(df[group].astype(str) == g) & ((df[dash] == dv) if dash else True)].sort_values(x)
+            if sub.empty:
+                continue
+            extra = "".join(f"<br>{esc(c)}: %{{customdata[{i}]}}" for i, c in enumerate(hover_cols))
+            fig.add_trace(
+                go.Scatter(
+                    x=sub[x],
+                    y=sub[y],
+                    mode="lines+markers",
+                    name=esc(f"{g} · {dv}" if dash else g),
+                    line={"color": col, "dash": dashes[k % len(dashes)]},
+                    customdata=sub[list(hover_cols)].to_numpy() if hover_cols else None,
+                    hovertemplate=f"{esc(group)} {esc(g)}<br>{esc(x)} %{{x}}<br>{esc(y_label or y)} %{{y:.3f}}"
+                    + extra
+                    + "<extra></extra>",
+                )
+            )
+    if hline is not None:
+        fig.add_hline(y=hline, line={"color": "#999", "dash": "dot"})
+    fig.update_layout(
+        title=esc(title),
+        xaxis_title=esc(x),
+        yaxis_title=esc(y_label or y),
+        height=420,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return fig
+
+
+def fit_bars(df: pd.DataFrame, *, stat: str = "spearman", p_col: str = "mantel_p", title: str = "") -> go.Figure:
+    """Bars of a fit statistic per model and hypothesis level, p-value and n on hover and as text."""
+    fig = go.Figure()
+    colors = category_colors([str(v) for v in df["level"].unique()]) if len(df) else {}
+    for lev, col in colors.items():
+        sub = df[df["level"].astype(str) == lev]
+        p = sub[p_col] if p_col in sub else pd.Series([np.nan] * len(sub))
+        fig.add_trace(
+            go.Bar(
+                x=[esc(m) for m in sub["model"]],
+                y=sub[stat],
+                name=esc(lev),
+                marker_color=col,
+                text=[f"p={v:.3g}" if np.isfinite(v) else "" for v in p],
+                textposition="outside",
+                customdata=np.stack([p.to_numpy(), sub["n_tasks"].to_numpy()], axis=1),
+                hovertemplate="%{x}<br>" + esc(stat) + " %{y:.3f}<br>p %{customdata[0]:.4g}"
+                "<br>n tasks %{customdata[1]}<extra>" + esc(lev) + "</extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title=esc(title),
+        yaxis_title=esc(stat),
+        height=440,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return fig
