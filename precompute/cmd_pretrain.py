@@ -94,15 +94,17 @@ SUITE_SWITCHES = {
 }
 
 
-def write_config(suite: dict, out: Path, path: Path, tasks: list[str]) -> None:
+def write_config(suite: dict, out: Path, path: Path, tasks: list[str], preset: str | None = None) -> None:
     """A run config over every checkpoint of every size (one flow-style line per model)."""
     from taskspace_core.pretrain import suite_config
 
-    cfg = suite_config(suite, out, tasks)
+    name, series = ("mini_suite", "mini-suite") if preset is None else (f"mini_suite_{preset}", f"mini-suite-{preset}")
+    cfg = suite_config(suite, out, tasks, name=name, series=series)
     shown_out = cfg["models"][0]["name"].rsplit("/", 2)[0]
+    how = "--corpus brown" if preset is None else f"--preset {preset}"
     lines = [
-        "# The offline model suite: every checkpoint of every size pretrained on Brown by",
-        f"#   python -m precompute pretrain --corpus brown --out {shown_out} --write-config {path}",
+        f"# The offline model suite: every checkpoint of every size pretrained ({how}) by",
+        f"#   python -m precompute pretrain {how} --out {shown_out} --write-config {path}",
         "# with the default probing analysis (FTGD, transfer and gradient similarity). Run it with",
         f"#   python -m precompute run --config {path}",
         "# from the repository root (model paths are relative to it). See docs/PRETRAIN.md.",
@@ -159,17 +161,19 @@ def run(args: argparse.Namespace) -> int:
     from taskspace_core.corpus import resolve_corpus
     from taskspace_core.models import resolve_device
     from taskspace_core.pretrain import pretrain, read_suite
-    from taskspace_core.pretrain_presets import CPU_FLOPS, Preset, format_plan
+    from taskspace_core.pretrain_presets import CPU_FLOPS, PRESETS, Preset, format_plan, planned_suite
 
     out = Path(args.out) if args.out else suite_dir()
+    if args.preset and not args.out:  # another budget, another folder (resume refuses other settings)
+        out = out.with_name(f"{out.name}-{args.preset}")
     tasks = args.tasks or default_tasks()
     if args.config_only:
         if not args.write_config:
             raise ValueError("--config-only needs --write-config YAML")
-        suite = read_suite(out)
+        suite = read_suite(out) or (planned_suite(PRESETS[args.preset]) if args.preset else {})
         if not suite:
             raise FileNotFoundError(f"{out / 'suite.json'} does not exist: run pretrain first")
-        write_config(suite, out, Path(args.write_config), tasks)
+        write_config(suite, out, Path(args.write_config), tasks, args.preset)
         return 0
     preset, cfg, sizes, corpus_spec, device_spec, threads, evaluate = _settings(args)
     if args.dry_run:
@@ -190,5 +194,5 @@ def run(args: argparse.Namespace) -> int:
     suite = pretrain(corpus, sizes, cfg, out, device=device, evaluate=evaluator)
     print(f"\nsuite: {len(suite['checkpoints'])} checkpoints listed in {out / 'suite.json'}")
     if args.write_config:
-        write_config(suite, out, Path(args.write_config), tasks)
+        write_config(suite, out, Path(args.write_config), tasks, args.preset)
     return 0

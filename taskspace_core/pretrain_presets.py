@@ -139,3 +139,18 @@ def format_plan(preset: Preset, flops_per_second: float | None = None) -> str:
     total = sum(r["est_seconds"] for r in rows)
     lines.append(f"  total {total / 60:.1f} min at {rate / 1e12:.3g} TFLOP/s effective ({preset.device})")
     return "\n".join(lines)
+
+
+def planned_suite(preset: Preset) -> dict:
+    """suite.json's ``checkpoints`` as the preset will write them (paths, steps, sizes), before training.
+
+    ``configs/mini_suite_learns.yaml`` is written from this, so it exists before anyone has
+    spent the 90 minutes; ``write_config`` reads only these fields.
+    """
+    cfg = preset.config
+    rows = []
+    for s in preset.sizes:
+        params = parameter_estimate(s, cfg.vocab_size, cfg.context)["non_embedding_params"]
+        for step in cfg.checkpoint_steps():
+            rows.append({"size": s.name, "step": step, "path": f"{s.name}/step{step}", "non_embedding_params": params})
+    return {"checkpoints": rows}

@@ -361,3 +361,19 @@ def test_cli_preset_dry_run_and_overrides(capsys):
     assert main(["pretrain", "--preset", "learns", "--steps", "64", "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "64 steps x 32 x 64 tokens" in text and "checkpoints [0, 1, 2, 4, 8, 16, 32, 64]" in text
+
+
+def test_learns_run_config_covers_every_planned_checkpoint(tmp_path):
+    from precompute.cli import main
+    from precompute.config import load_config
+    from taskspace_core.pretrain_presets import LEARNS
+
+    yml = tmp_path / "learns.yaml"
+    assert main(["pretrain", "--preset", "learns", "--write-config", str(yml), "--config-only"]) == 0
+    cfg = load_config(yml)
+    want = [(s.name, step) for s in LEARNS.sizes for step in LEARNS.config.checkpoint_steps()]
+    got = [(Path(m.spec.name_or_path).parent.name, m.step) for m in cfg.models]
+    assert got == want and cfg.series == "mini-suite-learns"
+    assert len({m.size for m in cfg.models}) == 3
+    committed = Path(__file__).resolve().parents[1] / "configs" / "mini_suite_learns.yaml"
+    assert committed.read_text().splitlines()[5:] == yml.read_text().splitlines()[5:]  # not stale (header names paths)
