@@ -3,7 +3,7 @@
 ``learns`` is chosen for what makes small models learn fast per CPU second (docs/PRETRAIN.md):
 Brown + nlp-corpus (2.7M words) packed into 64-token blocks (sentence-level syntax fits, and
 attention is cheap), a 4,096-token BPE trained on that corpus (a small softmax: at 4.7M
-non-embedding parameters an 8k head would cost a fifth of every step), linear warm-up then
+non-embedding parameters an 8k head would be 31% of every step), linear warm-up then
 cosine decay, bf16 autocast (on this AVX-512-BF16 CPU 1.25-1.4x faster than fp32), and three
 sizes spanning 21x in non-embedding parameters. ``gpu`` shapes GPT-2 models like the paper's
 (about 27M, 70M, 203M parameters); its time is estimated from FLOPs.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taskspace_core.pretrain import PretrainConfig, SizeSpec, log_spaced
+from taskspace_core.pretrain import PretrainConfig, SizeSpec, log_spaced, parse_sizes
 
 # An H100/H200's dense bf16 peak is about 990 TFLOP/s; 35% of it is a usual sustained rate
 # for GPT-2-shaped models of this size (METHODS.md's cost notes use the same rule of thumb).
@@ -30,59 +30,33 @@ class Preset:
     name: str
     sizes: tuple[SizeSpec, ...]
     config: PretrainConfig
-    corpus: str
-    threads: int
-    device: str
-    flops_per_second: float
-    evaluate: bool
-    about: str
+    corpus: str = "brown+nlp-corpus"
+    threads: int = 2
+    device: str = "cpu"
+    flops_per_second: float = CPU_FLOPS
+    evaluate: bool = True
+    about: str = ""
 
 
 def _config(steps: int, n_checkpoints: int, **kw) -> PretrainConfig:
-    return PretrainConfig(steps=steps, checkpoints=tuple(log_spaced(steps, n_checkpoints)), **kw)
+    return PretrainConfig(steps=steps, checkpoints=tuple(log_spaced(steps, n_checkpoints)), bf16=True, **kw)
 
 
 LEARNS = Preset(
-    name="learns",
-    sizes=(
-        SizeSpec("l-tiny", n_layer=2, n_embd=96, n_head=4),
-        SizeSpec("l-small", n_layer=4, n_embd=160, n_head=4),
-        SizeSpec("l-base", n_layer=6, n_embd=256, n_head=8),
-    ),
-    config=_config(
-        1536, 10, batch_size=32, context=64, lr=3e-3, warmup_steps=100, vocab_size=4096, heldout_tokens=8192, bf16=True
-    ),  # fmt: skip
-    corpus="brown+nlp-corpus",
-    threads=2,
-    device="cpu",
-    flops_per_second=CPU_FLOPS,
-    evaluate=True,
+    "learns",
+    tuple(parse_sizes("l-tiny=2x96x4,l-small=4x160x4,l-base=6x256x8")),
+    _config(1536, 10, batch_size=32, context=64, lr=3e-3, warmup_steps=100, vocab_size=4096, heldout_tokens=8192),
     about="three sizes (0.22M-4.7M non-embedding) on Brown + nlp-corpus, 3.1M tokens each, 2 CPU threads",
 )
-
 GPU = Preset(
-    name="gpu",
-    sizes=(
-        SizeSpec("g-27m", n_layer=6, n_embd=512, n_head=8),
-        SizeSpec("g-70m", n_layer=12, n_embd=640, n_head=10),
-        SizeSpec("g-203m", n_layer=15, n_embd=1024, n_head=16),
-    ),
-    config=_config(
-        20000,
-        12,
-        batch_size=64,
-        context=256,
-        lr=1.5e-3,
-        warmup_steps=1000,
-        vocab_size=16384,
-        heldout_tokens=65536,
-        bf16=True,
+    "gpu",
+    tuple(parse_sizes("g-27m=6x512x8,g-70m=12x640x10,g-203m=15x1024x16")),
+    _config(
+        20000, 12, batch_size=64, context=256, lr=1.5e-3, warmup_steps=1000, vocab_size=16384, heldout_tokens=65536
     ),  # fmt: skip
-    corpus="brown+nlp-corpus",
     threads=0,
     device="cuda",
     flops_per_second=GPU_FLOPS,
-    evaluate=True,
     about="the paper's sizes (27M, 70M, 203M parameters), 328M tokens each: give a larger --corpus",
 )
 
