@@ -23,14 +23,17 @@ def show() -> None:
     root = cache_dir()
     found = find_suites(root)
     if not found:
-        st.info(ui.md(f"No suite.json under {root}: train one with `python -m precompute pretrain --preset learns`."))
+        # A caption, not st.info: the view's own empty-state message stays the page's first notice.
+        st.caption(
+            ui.md(f"No suite.json under {root}: train one with `python -m precompute pretrain --preset learns`.")
+        )
         return
     labels = [str(p.parent.relative_to(root)) for p in found]
     pick = st.selectbox("Model suite", labels, key="learning_curve_suite") if len(found) > 1 else labels[0]
     path = found[labels.index(pick)]
     df = curve_frame(_read(str(path), path.stat().st_mtime))
     if df.empty:
-        st.info("This suite has no checkpoints yet.")
+        st.caption("This suite has no checkpoints yet.")
         return
     if df["metric"].nunique() == 1:
         st.caption("No accuracies in this suite.json: train with --eval (on with --preset) to score each checkpoint.")

@@ -377,3 +377,20 @@ def test_learns_run_config_covers_every_planned_checkpoint(tmp_path):
     assert len({m.size for m in cfg.models}) == 3
     committed = Path(__file__).resolve().parents[1] / "configs" / "mini_suite_learns.yaml"
     assert committed.read_text().splitlines()[5:] == yml.read_text().splitlines()[5:]  # not stale (header names paths)
+
+
+def test_overlap_view_draws_learning_curves_from_the_cache(evaluated_suite, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    out, _ = evaluated_suite
+    (tmp_path / "suite-toy").mkdir()
+    (tmp_path / "suite-toy" / "suite.json").write_text((out / "suite.json").read_text())
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    view = Path(__file__).resolve().parents[1] / "taskspace_app" / "views" / "overlap.py"
+    at = AppTest.from_file(str(view), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1  # no probing results in this cache: only the learning curves
+    spec = json.loads(charts[0].proto.spec)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == ["held-out loss", "subject_verb_agreement",
+                                                                  "determiner_noun"]  # fmt: skip
