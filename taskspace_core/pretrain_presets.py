@@ -18,9 +18,10 @@ from taskspace_core.pretrain import PretrainConfig, SizeSpec, log_spaced, parse_
 # An H100/H200's dense bf16 peak is about 990 TFLOP/s; 35% of it is a usual sustained rate
 # for GPT-2-shaped models of this size (METHODS.md's cost notes use the same rule of thumb).
 GPU_FLOPS = 0.35 * 990e12
-# Effective bf16 training rate of both cores of a quiet 2-core AVX-512 CPU, measured in
-# docs/PRETRAIN.md (tokens/s x FLOPs/token of the largest learns size).
-CPU_FLOPS = 30e9
+# Effective bf16 training rate of both cores of a quiet 2-core AVX-512 CPU, from the reduced
+# run in docs/PRETRAIN.md: tokens per CPU-second x FLOPs/token (l-base ~1,300 x 35.8M per
+# core-second, l-tiny ~8,000 x 3.8M, two cores); an estimate, not a quiet-box measurement.
+CPU_FLOPS = 70e9
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ def _config(steps: int, n_checkpoints: int, **kw) -> PretrainConfig:
 LEARNS = Preset(
     "learns",
     tuple(parse_sizes("l-tiny=2x96x4,l-small=4x160x4,l-base=6x256x8")),
-    _config(1536, 10, batch_size=32, context=64, lr=3e-3, warmup_steps=100, vocab_size=4096, heldout_tokens=8192),
-    about="three sizes (0.22M-4.7M non-embedding) on Brown + nlp-corpus, 3.1M tokens each, 2 CPU threads",
+    _config(3072, 10, batch_size=32, context=64, lr=3e-3, warmup_steps=100, vocab_size=4096, heldout_tokens=8192),
+    about="three sizes (0.22M-4.7M non-embedding) on Brown + nlp-corpus, 6.3M tokens each, 2 CPU threads",
 )
 GPU = Preset(
     "gpu",
