@@ -44,6 +44,9 @@ EOS = "<|endoftext|>"
 SUITE_FILE = "suite.json"
 SUITE_VERSION = 1
 LR_REF_WIDTH = 128
+# Positions a model can score: at least this many, whatever the training context (a 64-token
+# context must still score a long sentence; the positions beyond it stay untrained).
+MIN_POSITIONS = 256
 Log = Callable[[str], None]
 # Scores a model at a checkpoint: (model, tokenizer) -> {"categories": {...}, "paradigms": {...}}.
 Evaluate = Callable[[torch.nn.Module, Any], dict]
@@ -297,7 +300,7 @@ def build_config(size: SizeSpec, tokenizer, context: int):
 
     eos = tokenizer.convert_tokens_to_ids(EOS)
     return GPT2Config(
-        vocab_size=len(tokenizer), n_positions=context, n_embd=size.n_embd, n_layer=size.n_layer,
+        vocab_size=len(tokenizer), n_positions=max(context, MIN_POSITIONS), n_embd=size.n_embd, n_layer=size.n_layer,
         n_head=size.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         bos_token_id=eos, eos_token_id=eos, tie_word_embeddings=True,
     )  # fmt: skip

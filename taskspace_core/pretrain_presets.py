@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taskspace_core.pretrain import PretrainConfig, SizeSpec, log_spaced, parse_sizes
+from taskspace_core.pretrain import MIN_POSITIONS, PretrainConfig, SizeSpec, log_spaced, parse_sizes
 
 # An H100/H200's dense bf16 peak is about 990 TFLOP/s; 35% of it is a usual sustained rate
 # for GPT-2-shaped models of this size (METHODS.md's cost notes use the same rule of thumb).
@@ -69,7 +69,7 @@ def parameter_estimate(size: SizeSpec, vocab: int, context: int) -> dict[str, in
     d, n = size.n_embd, size.n_layer
     per_layer = 12 * d * d + 13 * d  # qkv + proj + 4x MLP weights and biases, two LayerNorms
     non_emb = n * per_layer + 2 * d  # + the final LayerNorm
-    return {"non_embedding_params": non_emb, "total_params": non_emb + vocab * d + context * d}
+    return {"non_embedding_params": non_emb, "total_params": non_emb + vocab * d + max(context, MIN_POSITIONS) * d}
 
 
 def train_flops_per_token(size: SizeSpec, vocab: int, context: int) -> float:

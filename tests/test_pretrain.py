@@ -237,14 +237,20 @@ def test_learns_preset_spans_sizes_checkpoints_and_schedule():
 
 
 def test_preset_parameter_estimates_match_the_built_models():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel
 
-    from taskspace_core.pretrain import count_parameters
+    from taskspace_core.pretrain import build_config, count_parameters
     from taskspace_core.pretrain_presets import GPU, LEARNS, parameter_estimate, plan
 
+    class Tok:  # build_config reads only the vocabulary size and the EOS id
+        def __len__(self) -> int:
+            return 4096
+
+        def convert_tokens_to_ids(self, token: str) -> int:
+            return 0
+
     for s in LEARNS.sizes:
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=4096, n_positions=64, n_embd=s.n_embd, n_layer=s.n_layer,
-                                           n_head=s.n_head))  # fmt: skip
+        model = GPT2LMHeadModel(build_config(s, Tok(), 64))
         assert count_parameters(model) == parameter_estimate(s, 4096, 64)
     totals = [r["total_params"] for r in plan(GPU)]
     for got, want in zip(totals, (27e6, 70e6, 203e6), strict=True):
