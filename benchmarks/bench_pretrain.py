@@ -12,12 +12,18 @@ this benchmark `python -m precompute run --config configs/mini_suite.yaml` finds
 A finished size is not retrained: its tokens/s is read back from suite.json.
 
     .venv/bin/python benchmarks/bench_pretrain.py [--out cache/suite] [--pairs 200] [--threads 1]
+
+With ``--preset learns`` (or ``gpu``) it trains that budget instead (into cache/suite-<preset>,
+BLiMP scored at every checkpoint during training) and prints the plan with its FLOPs-based
+time estimate, tokens/s per size, the wall time, and the per-category BLiMP table at each
+checkpoint of the largest size (``--steps`` shortens the run, checkpoints log-spaced anew).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -61,19 +67,61 @@ def score(path: Path, tasks, label: str) -> tuple[dict[str, float], float]:
     return acc, secs
 
 
+def run_preset(args: argparse.Namespace) -> None:
+    """Train a named budget with per-checkpoint BLiMP; print throughput and the largest size's curve."""
+    from dataclasses import replace
+
+    from taskspace_core.pretrain import log_spaced
+    from taskspace_core.pretrain_eval import CheckpointEvaluator, eval_tasks
+    from taskspace_core.pretrain_presets import PRESETS, format_plan
+
+    preset = PRESETS[args.preset]
+    cfg = preset.config
+    if args.steps:
+        cfg = replace(cfg, steps=args.steps, checkpoints=tuple(log_spaced(args.steps, len(cfg.checkpoints))))
+    preset = replace(preset, config=cfg)
+    print(format_plan(preset), flush=True)
+    if preset.threads:
+        torch.set_num_threads(preset.threads)
+    out = Path(args.out) if args.out else suite_dir(ROOT / "cache").with_name(f"suite-{preset.name}")
+    evaluate = CheckpointEvaluator(eval_tasks(require_blimp(), pairs=args.pairs))
+    t0 = time.perf_counter()
+    device = "cuda" if preset.device == "cuda" and torch.cuda.is_available() else "cpu"
+    suite = pretrain(resolve_corpus(args.corpus or preset.corpus), preset.sizes, cfg, out,
+                     log=lambda s: print(s, flush=True), device=device, evaluate=evaluate)  # fmt: skip
+    wall = time.perf_counter() - t0
+    print(f"\n== throughput ({torch.get_num_threads()} threads on {device}; machine load {os.getloadavg()[0]:.1f})")
+    for name, info in suite["sizes"].items():
+        print(f"{name:>8}: {info['non_embedding_params'] / 1e6:.2f}M non-embedding  "
+              f"{info.get('tokens_per_second', float('nan')):,.0f} tokens/s  "
+              f"train {info.get('train_seconds', 0):.0f} s  "
+              f"checkpoints+BLiMP {info.get('checkpoint_seconds', 0):.0f} s")  # fmt: skip
+    largest = max(suite["sizes"], key=lambda n: suite["sizes"][n]["non_embedding_params"])
+    rows = [{"step": c["step"], "tokens": c["tokens_seen"], "held-out loss": c["heldout_loss"],
+             **c.get("blimp", {}).get("categories", {})} for c in suite["curves"][largest]]  # fmt: skip
+    print(f"\n== BLiMP accuracy per category at each checkpoint of {largest} ({args.pairs} pairs per paradigm)")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"\nwall time {wall / 60:.1f} min; peak RSS {peak_rss_mb():.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(suite_dir(ROOT / "cache")), help="suite directory (default cache/suite)")
-    ap.add_argument("--corpus", default="brown")
+    ap.add_argument("--out", default=None, help="suite directory (default cache/suite, or cache/suite-<preset>)")
+    ap.add_argument("--preset", default=None, help="train a named budget (learns, gpu) with per-checkpoint BLiMP")
+    ap.add_argument("--corpus", default=None, help="default brown (or the preset's corpus)")
     ap.add_argument("--sizes", default="tiny,small,base")
-    ap.add_argument("--steps", type=int, default=PretrainConfig().steps)
+    ap.add_argument("--steps", type=int, default=None, help=f"default {PretrainConfig().steps} (or the preset's)")
     ap.add_argument("--pairs", type=int, default=200, help="BLiMP pairs per paradigm (first N in file order)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: leave the other core to others)")
     args = ap.parse_args()
+    if args.preset:
+        run_preset(args)
+        return
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()  # no "loading weights" bar per model in the report
     blimp = require_blimp()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else suite_dir(ROOT / "cache")
+    args.corpus, args.steps = args.corpus or "brown", args.steps or PretrainConfig().steps
     t_start = time.perf_counter()
 
     print(f"== pretraining on {args.corpus} into {out} ({torch.get_num_threads()} thread)", flush=True)

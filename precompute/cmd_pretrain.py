@@ -40,22 +40,40 @@ def default_tasks() -> list[str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from taskspace_core.pretrain import SIZES, PretrainConfig
+    from taskspace_core.pretrain_presets import PRESETS
 
     d = PretrainConfig()
     p = sub.add_parser("pretrain", help="train a small GPT-2 suite (sizes x checkpoints) on a text corpus")
-    p.add_argument("--corpus", default="brown", help="a UTF-8 text file (documents split by blank lines) or 'brown'")
-    p.add_argument("--sizes", default=",".join(SIZES), help=f"comma list of {', '.join(SIZES)} or name=LxDxH")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps per size (default {d.steps})")
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None,
+        help="a named budget that sets corpus, sizes, steps, batch, context, lr, vocab, bf16, checkpoints and "
+        "threads (flags given as well override it): 'learns' = three sizes (0.22M-4.7M non-embedding) on "
+        "brown+nlp-corpus, 6.3M tokens each, 64-token packed blocks, 4k BPE, bf16, 10 log-spaced checkpoints "
+        "with BLiMP scored at each, about 80 min on a quiet 2-core CPU; 'gpu' = the paper's sizes (27M, 70M, "
+        "203M parameters) for a GPU box (see --dry-run for its FLOPs and time)",
+    )  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="print the plan (params, tokens, FLOPs, time); no training")
+    p.add_argument("--corpus", default=None, help="a UTF-8 text file (documents split by blank lines), 'brown', "
+                   "'nlp-corpus', or several joined by '+' (e.g. brown+nlp-corpus+my.txt); default brown")  # fmt: skip
+    p.add_argument("--sizes", default=None, help=f"comma list of {', '.join(SIZES)} or name=LxDxH")
+    p.add_argument("--steps", type=int, default=None, help=f"optimiser steps per size (default {d.steps})")
     p.add_argument("--checkpoints", default="", help="steps to save at, e.g. 0,10,100 or log:8 (default: log-spaced)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"sequences per step (default {d.batch_size})")
-    p.add_argument("--context", type=int, default=d.context, help=f"tokens per sequence (default {d.context})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak lr at width 128, scaled by 128/width (default {d.lr})")
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size, help=f"BPE vocabulary (default {d.vocab_size})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"sequences per step (default {d.batch_size})")
+    p.add_argument("--context", type=int, default=None, help=f"tokens per sequence (default {d.context})")
+    p.add_argument("--lr", type=float, default=None, help=f"peak lr at width 128, scaled by 128/width (default {d.lr})")
+    p.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default {d.warmup_steps})")
+    p.add_argument("--vocab-size", type=int, default=None, help=f"BPE vocabulary (default {d.vocab_size})")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast in training")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=None, help="output directory (default <cache>/suite, i.e. cache/suite)")
-    p.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one) | cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default=None, help="auto (a CUDA GPU if there is one) | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (0: torch's default)")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms (bit-exact resume)")
+    p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=None,
+                   help="score agreement paradigms at every checkpoint into suite.json (on with a preset)")  # fmt: skip
+    p.add_argument("--eval-blimp", default=None, metavar="DIR",
+                   help="BLiMP folder for --eval (default ../shared/blimp if there, else built-ins)")  # fmt: skip
+    p.add_argument("--eval-pairs", type=int, default=200, help="pairs per paradigm for --eval (default 200)")
     p.add_argument("--write-config", default=None, metavar="YAML", help="also write a run config over all checkpoints")
     p.add_argument("--tasks", action="append", default=None, help="task source(s) for --write-config")
     p.add_argument(
@@ -76,15 +94,17 @@ SUITE_SWITCHES = {
 }
 
 
-def write_config(suite: dict, out: Path, path: Path, tasks: list[str]) -> None:
+def write_config(suite: dict, out: Path, path: Path, tasks: list[str], preset: str | None = None) -> None:
     """A run config over every checkpoint of every size (one flow-style line per model)."""
     from taskspace_core.pretrain import suite_config
 
-    cfg = suite_config(suite, out, tasks)
+    name, series = ("mini_suite", "mini-suite") if preset is None else (f"mini_suite_{preset}", f"mini-suite-{preset}")
+    cfg = suite_config(suite, out, tasks, name=name, series=series)
     shown_out = cfg["models"][0]["name"].rsplit("/", 2)[0]
+    how = "--corpus brown" if preset is None else f"--preset {preset}"
     lines = [
-        "# The offline model suite: every checkpoint of every size pretrained on Brown by",
-        f"#   python -m precompute pretrain --corpus brown --out {shown_out} --write-config {path}",
+        f"# The offline model suite: every checkpoint of every size pretrained ({how}) by",
+        f"#   python -m precompute pretrain {how} --out {shown_out} --write-config {path}",
         "# with the default probing analysis (FTGD, transfer and gradient similarity). Run it with",
         f"#   python -m precompute run --config {path}",
         "# from the repository root (model paths are relative to it). See docs/PRETRAIN.md.",
@@ -100,43 +120,79 @@ def write_config(suite: dict, out: Path, path: Path, tasks: list[str]) -> None:
     print(f"wrote {path}: {len(cfg['models'])} models, series '{cfg['series']}'")
 
 
+def _settings(args: argparse.Namespace):
+    """(config, sizes, corpus spec, device, threads, evaluate?) from the preset and the flags over it."""
+    from dataclasses import replace
+
+    from taskspace_core.pretrain import SIZES, PretrainConfig, parse_checkpoints, parse_sizes
+    from taskspace_core.pretrain_presets import PRESETS
+
+    preset = PRESETS.get(args.preset) if args.preset else None
+    base = preset.config if preset else PretrainConfig()
+    given = {"steps": args.steps, "batch_size": args.batch_size, "context": args.context, "lr": args.lr,
+             "warmup_steps": args.warmup_steps, "vocab_size": args.vocab_size, "bf16": args.bf16}  # fmt: skip
+    over = {k: v for k, v in given.items() if v is not None}
+    steps = over.get("steps", base.steps)
+    if args.checkpoints or "steps" in over:  # other steps: the preset's log-spaced set is redone for them
+        n = len(base.checkpoints) if preset else 7
+        over["checkpoints"] = parse_checkpoints(args.checkpoints or f"log:{n}", steps)
+    cfg = replace(base, seed=args.seed, **over)
+    sizes = parse_sizes(args.sizes) if args.sizes else list(preset.sizes if preset else SIZES.values())
+    corpus = args.corpus or (preset.corpus if preset else "brown")
+    device = args.device or (preset.device if preset else "auto")
+    threads = args.threads if args.threads is not None else (preset.threads if preset else 0)
+    evaluate = args.eval if args.eval is not None else bool(preset and preset.evaluate)
+    return preset, cfg, sizes, corpus, device, threads, evaluate
+
+
+def _evaluator(args: argparse.Namespace):
+    from taskspace_core.pretrain_eval import CheckpointEvaluator, eval_tasks
+
+    blimp = args.eval_blimp or ("../shared/blimp" if Path("../shared/blimp").is_dir() else None)
+    tasks = eval_tasks(blimp, pairs=args.eval_pairs)
+    src = f"BLiMP in {blimp}" if blimp else "built-in paradigms (no BLiMP folder)"
+    print(f"scoring {len(tasks)} paradigms x {args.eval_pairs} pairs at every checkpoint ({src})")
+    return CheckpointEvaluator(tasks)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from taskspace_core.corpus import resolve_corpus
     from taskspace_core.models import resolve_device
-    from taskspace_core.pretrain import PretrainConfig, parse_checkpoints, parse_sizes, pretrain, read_suite
+    from taskspace_core.pretrain import pretrain, read_suite
+    from taskspace_core.pretrain_presets import CPU_FLOPS, PRESETS, Preset, format_plan, planned_suite
 
     out = Path(args.out) if args.out else suite_dir()
+    if args.preset and not args.out:  # another budget, another folder (resume refuses other settings)
+        out = out.with_name(f"{out.name}-{args.preset}")
     tasks = args.tasks or default_tasks()
     if args.config_only:
         if not args.write_config:
             raise ValueError("--config-only needs --write-config YAML")
-        suite = read_suite(out)
+        suite = read_suite(out) or (planned_suite(PRESETS[args.preset]) if args.preset else {})
         if not suite:
             raise FileNotFoundError(f"{out / 'suite.json'} does not exist: run pretrain first")
-        write_config(suite, out, Path(args.write_config), tasks)
+        write_config(suite, out, Path(args.write_config), tasks, args.preset)
         return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    preset, cfg, sizes, corpus_spec, device_spec, threads, evaluate = _settings(args)
+    if args.dry_run:
+        rate = preset.flops_per_second if preset else CPU_FLOPS
+        name, about = (preset.name, preset.about) if preset else ("custom", "")
+        shown = Preset(name, tuple(sizes), cfg, corpus_spec, threads, device_spec, rate, evaluate, about)
+        print(format_plan(shown))
+        return 0
+    if threads:
+        torch.set_num_threads(threads)
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
-    cfg = PretrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        context=args.context,
-        lr=args.lr,
-        vocab_size=args.vocab_size,
-        seed=args.seed,
-        checkpoints=parse_checkpoints(args.checkpoints, args.steps),
-    )
-    sizes = parse_sizes(args.sizes)
-    corpus = resolve_corpus(args.corpus)
-    device = resolve_device(args.device)
+    corpus = resolve_corpus(corpus_spec)
+    device = resolve_device(device_spec)
+    evaluator = _evaluator(args) if evaluate else None
     where = f"{torch.get_num_threads()} CPU threads" if device.type == "cpu" else str(device)
     print(f"pretraining {', '.join(s.name for s in sizes)} on {corpus} into {out} ({where})")
-    suite = pretrain(corpus, sizes, cfg, out, device=device)
+    suite = pretrain(corpus, sizes, cfg, out, device=device, evaluate=evaluator)
     print(f"\nsuite: {len(suite['checkpoints'])} checkpoints listed in {out / 'suite.json'}")
     if args.write_config:
-        write_config(suite, out, Path(args.write_config), tasks)
+        write_config(suite, out, Path(args.write_config), tasks, args.preset)
     return 0

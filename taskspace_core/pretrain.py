@@ -44,7 +44,12 @@ EOS = "<|endoftext|>"
 SUITE_FILE = "suite.json"
 SUITE_VERSION = 1
 LR_REF_WIDTH = 128
+# Positions a model can score: at least this many, whatever the training context (a 64-token
+# context must still score a long sentence; the positions beyond it stay untrained).
+MIN_POSITIONS = 256
 Log = Callable[[str], None]
+# Scores a model at a checkpoint: (model, tokenizer) -> {"categories": {...}, "paradigms": {...}}.
+Evaluate = Callable[[torch.nn.Module, Any], dict]
 
 
 class PretrainError(ValueError):
@@ -85,6 +90,7 @@ class PretrainConfig:
     seed: int = 0
     heldout_fraction: float = 0.02
     heldout_tokens: int = 4096
+    bf16: bool = False  # bf16 autocast for the training forward pass (weights and optimiser stay fp32)
     checkpoints: tuple[int, ...] = field(default=(), compare=False)  # () -> log_spaced(steps)
 
     def __post_init__(self) -> None:
@@ -108,6 +114,8 @@ class PretrainConfig:
     def training_key(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("checkpoints")
+        if not d["bf16"]:  # suites trained before the switch existed keep their config hash
+            d.pop("bf16")
         return d
 
     @property
@@ -292,7 +300,7 @@ def build_config(size: SizeSpec, tokenizer, context: int):
 
     eos = tokenizer.convert_tokens_to_ids(EOS)
     return GPT2Config(
-        vocab_size=len(tokenizer), n_positions=context, n_embd=size.n_embd, n_layer=size.n_layer,
+        vocab_size=len(tokenizer), n_positions=max(context, MIN_POSITIONS), n_embd=size.n_embd, n_layer=size.n_layer,
         n_head=size.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         bos_token_id=eos, eos_token_id=eos, tie_word_embeddings=True,
     )  # fmt: skip
@@ -444,6 +452,7 @@ def train_size(
     on_checkpoint: Callable[[str, int], None] | None = None,
     log_every: float = 10.0,
     device: str | torch.device = "cpu",
+    evaluate: Evaluate | None = None,
 ) -> dict:
     """Train one size to ``cfg.steps``, resuming from its last checkpoint; returns its suite entry."""
     from transformers import GPT2LMHeadModel
@@ -491,10 +500,15 @@ def train_size(
         tokens = step * cfg.tokens_per_step
         point = {"step": step, "tokens_seen": tokens, "heldout_loss": round(loss, 4),
                  "train_loss": None if train_loss is None else round(train_loss, 4)}  # fmt: skip
+        if evaluate is not None:  # scoring runs no RNG and leaves the weights as they are
+            point["blimp"] = evaluate(model, tokenizer)
+            model.train()
         curve[:] = [c for c in curve if c["step"] < step] + [point]
         path = size_dir / f"step{step}"
         record = {"size": size.name, "step": step, "path": str(path.relative_to(out)), "tokens_seen": tokens,
                   "heldout_loss": round(loss, 4), "non_embedding_params": params["non_embedding_params"]}  # fmt: skip
+        if "blimp" in point:
+            record["blimp"] = point["blimp"]
         _save_checkpoint(model, tokenizer, path, {**record, "config_hash": chash})
         _atomic_torch_save(
             {"step": step, "tokens_seen": tokens, "optimizer": optimizer.state_dict(), "rng": _rng_state(),
@@ -502,7 +516,8 @@ def train_size(
             resume_file,
         )  # fmt: skip
         _update_suite(out, size, size_info, record, curve, head)
-        log(f"{size.name}: checkpoint step {step:>6d}  tokens {tokens:>10,}  held-out loss {loss:.3f}")
+        accs = "  ".join(f"{k} {v:.3f}" for k, v in point.get("blimp", {}).get("categories", {}).items())
+        log(f"{size.name}: checkpoint step {step:>6d}  tokens {tokens:>10,}  held-out loss {loss:.3f}  {accs}")
         if on_checkpoint is not None:
             on_checkpoint(size.name, step)
 
@@ -515,7 +530,8 @@ def train_size(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg, lr_peak)
         x = data.batch(step, cfg.batch_size, cfg.seed).to(device)
-        loss = model(input_ids=x, labels=x).loss
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model(input_ids=x, labels=x).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -549,6 +565,7 @@ def pretrain(
     log: Log = print,
     on_checkpoint: Callable[[str, int], None] | None = None,
     device: str | torch.device = "cpu",
+    evaluate: Evaluate | None = None,
 ) -> dict:
     """Train every size on ``corpus`` into ``out`` (resuming what is there); returns suite.json's content."""
     out = Path(out)
@@ -556,7 +573,7 @@ def pretrain(
     tokenizer, data, meta = prepare_data(Path(corpus), cfg, out, log)
     log(f"checkpoints at steps {cfg.checkpoint_steps()}")
     for size in sizes:
-        train_size(size, tokenizer, data, meta, cfg, out, log, on_checkpoint, device=device)
+        train_size(size, tokenizer, data, meta, cfg, out, log, on_checkpoint, device=device, evaluate=evaluate)
     print_curves(read_suite(out), log)
     return read_suite(out)
 

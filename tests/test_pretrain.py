@@ -210,3 +210,193 @@ def test_cli_writes_a_loadable_run_config(tmp_path, toy_corpus, deterministic):
     assert all(Path(m.spec.name_or_path, "config.json").exists() for m in cfg.models)
     suite = json.loads((out / "suite.json").read_text())
     assert suite["corpus"]["corpus_digest"] and suite["config"]["steps"] == 4
+
+
+# ---------------------------------------------------------------- presets, corpora, per-checkpoint BLiMP
+
+
+def test_learns_preset_spans_sizes_checkpoints_and_schedule():
+    from taskspace_core.pretrain import lr_at, peak_lr
+    from taskspace_core.pretrain_presets import LEARNS, parameter_estimate
+
+    cfg = LEARNS.config
+    params = [parameter_estimate(s, cfg.vocab_size, cfg.context)["non_embedding_params"] for s in LEARNS.sizes]
+    assert max(params) / min(params) >= 10
+    steps = cfg.checkpoint_steps()
+    assert steps[0] == 0 and steps[-1] == cfg.steps and len(steps) >= 8
+    ratios = [b / a for a, b in zip(steps[1:], steps[2:], strict=False)]
+    assert all(1.8 <= r <= 2.2 for r in ratios), steps  # log-spaced: each about twice the last
+    assert 64 <= cfg.context <= 128 and 4096 <= cfg.vocab_size <= 8192 and cfg.bf16
+    peak = peak_lr(cfg, LEARNS.sizes[-1])
+    lrs = [lr_at(s, cfg, peak) for s in range(cfg.steps)]
+    warm = cfg.warmup_steps
+    assert lrs[: warm - 1] == sorted(lrs[: warm - 1]) and lrs[0] < 0.05 * peak  # rises from ~0
+    assert max(lrs) == pytest.approx(peak)
+    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :], strict=False))  # then only decays
+    assert lrs[-1] == pytest.approx(cfg.min_lr_ratio * peak, rel=1e-3)
+
+
+def test_preset_parameter_estimates_match_the_built_models():
+    from transformers import GPT2LMHeadModel
+
+    from taskspace_core.pretrain import build_config, count_parameters
+    from taskspace_core.pretrain_presets import GPU, LEARNS, parameter_estimate, plan
+
+    class Tok:  # build_config reads only the vocabulary size and the EOS id
+        def __len__(self) -> int:
+            return 4096
+
+        def convert_tokens_to_ids(self, token: str) -> int:
+            return 0
+
+    for s in LEARNS.sizes:
+        model = GPT2LMHeadModel(build_config(s, Tok(), 64))
+        assert count_parameters(model) == parameter_estimate(s, 4096, 64)
+    totals = [r["total_params"] for r in plan(GPU)]
+    for got, want in zip(totals, (27e6, 70e6, 203e6), strict=True):
+        assert abs(got / want - 1) < 0.05, totals  # the paper's sizes
+    rows = plan(GPU, flops_per_second=1e15)
+    assert rows[0]["est_seconds"] == pytest.approx(rows[0]["train_flops"] / 1e15)
+
+
+def test_nlp_corpus_sentences_become_documents_and_specs_join(tmp_path):
+    import io
+    import tarfile
+
+    tgz = tmp_path / "nlp-corpus-4.4.0.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        for name, obj in [("package/builds/doc-10.json", ["Third one.", "Fourth\n\n one."]),
+                          ("package/builds/doc-2.json", ["First one.", "", "Second one."]),
+                          ("package/src/index.js", "not text")]:  # fmt: skip
+            data = (json.dumps(obj) if name.endswith(".json") else obj).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert corpus_mod.nlp_documents(tgz) == ["First one.", "Second one.", "Third one.", "Fourth one."]
+    nlp = corpus_mod.resolve_corpus("nlp-corpus", tmp_path)
+    assert read_documents(nlp) == ["First one.", "Second one.", "Third one.", "Fourth one."]
+    mine = tmp_path / "mine.txt"
+    mine.write_text("Mine.\n\nAlso mine.\n", encoding="utf-8")
+    joined = corpus_mod.resolve_corpus(f"nlp-corpus+{mine}", tmp_path)
+    assert read_documents(joined) == [*read_documents(nlp), "Mine.", "Also mine."]
+
+
+def test_regular_subject_verb_group_is_its_own_mean():
+    from taskspace_core.pretrain_eval import REGULAR_SVA_GROUP, summarise
+    from taskspace_core.tasks import Task
+
+    one = (MinimalPair("a", "b"),)
+    tasks = [Task("regular_plural_subject_verb_agreement_1", one, "subject_verb_agreement"),
+             Task("irregular_plural_subject_verb_agreement_1", one, "subject_verb_agreement"),
+             Task("regular_plural_subject_verb_agreement_2", one, "subject_verb_agreement"),
+             Task("determiner_noun_agreement_1", one, "determiner_noun_agreement")]  # fmt: skip
+    out = summarise(tasks, [0.8, 0.5, 0.6, 0.9])
+    assert out["categories"] == {"subject_verb_agreement": pytest.approx(1.9 / 3, abs=1e-4),
+                                 REGULAR_SVA_GROUP: pytest.approx(0.7), "determiner_noun_agreement": 0.9}  # fmt: skip
+    assert out["paradigms"]["irregular_plural_subject_verb_agreement_1"] == 0.5
+
+
+def _plain_accuracy(model_dir: Path, pairs: list[MinimalPair]) -> float:
+    """Share of pairs whose good sentence has the higher summed log-prob after BOS, computed plainly."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = GPT2LMHeadModel.from_pretrained(model_dir).eval()
+
+    def logp(text: str) -> float:
+        ids = torch.tensor([[tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
+        return float(lp.gather(1, ids[0, 1:, None]).sum())
+
+    return sum(logp(p.good) > logp(p.bad) for p in pairs) / len(pairs)
+
+
+@pytest.fixture(scope="module")
+def evaluated_suite(tmp_path_factory, toy_corpus, deterministic):
+    from dataclasses import replace
+
+    from taskspace_core.pretrain_eval import CheckpointEvaluator
+    from taskspace_core.tasks import Task
+
+    sg = [
+        MinimalPair(f"The {n} {v} here.", f"The {n} {v[:-1]} here.") for n in ("dog", "cat") for v in ("runs", "hops")
+    ]
+    pl = [MinimalPair(f"These {n} run now.", f"This {n} run now.") for n in ("dogs", "cats", "birds")]
+    tasks = [Task("sva_toy", tuple(sg), "subject_verb_agreement"), Task("det_toy", tuple(pl), "determiner_noun")]
+    out = tmp_path_factory.mktemp("evaluated")
+    pretrain(toy_corpus, [TOY], replace(CFG, bf16=True), out, log=lambda s: None, evaluate=CheckpointEvaluator(tasks))
+    return out, tasks
+
+
+def test_suite_json_has_loss_and_category_accuracy_at_every_checkpoint(evaluated_suite):
+    out, tasks = evaluated_suite
+    suite = read_suite(out)
+    curve = suite["curves"]["toy"]
+    assert [c["step"] for c in curve] == [0, 3, 6, 12, 24]
+    assert curve[-1]["heldout_loss"] < curve[0]["heldout_loss"] - 1.0  # bf16 autocast trains too
+    for c, rec in zip(curve, suite["checkpoints"], strict=True):
+        assert set(c["blimp"]["categories"]) == {"subject_verb_agreement", "determiner_noun"}
+        assert rec["blimp"] == c["blimp"]
+    for c in (curve[0], curve[-1]):  # the scores equal a plain recomputation from the saved checkpoint
+        for t in tasks:
+            want = _plain_accuracy(out / "toy" / f"step{c['step']}", list(t.pairs))
+            assert c["blimp"]["categories"][t.category] == pytest.approx(want, abs=1e-4)
+
+
+def test_learning_curve_figure_builds_from_suite_json(evaluated_suite):
+    from taskspace_core.plots import learning_curves
+    from taskspace_core.pretrain_eval import curve_frame, find_suites
+
+    out, _ = evaluated_suite
+    assert find_suites(out) == [out / "suite.json"]
+    suite = json.loads((out / "suite.json").read_text())
+    fig = learning_curves(curve_frame(suite))
+    assert [a.text for a in fig.layout.annotations] == ["held-out loss", "subject_verb_agreement", "determiner_noun"]
+    loss = next(t for t in fig.data if t.xaxis == "x")
+    assert list(loss.y) == [c["heldout_loss"] for c in suite["curves"]["toy"]]
+    assert list(loss.x) == [max(1, c["tokens_seen"]) for c in suite["curves"]["toy"]]
+
+
+def test_cli_preset_dry_run_and_overrides(capsys):
+    from precompute.cli import main
+
+    assert main(["pretrain", "--preset", "gpu", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "g-203m" in text and "PFLOP" in text and "est. time" in text
+    assert main(["pretrain", "--preset", "learns", "--steps", "64", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "64 steps x 32 x 64 tokens" in text and "checkpoints [0, 1, 2, 4, 8, 16, 32, 64]" in text
+
+
+def test_learns_run_config_covers_every_planned_checkpoint(tmp_path):
+    from precompute.cli import main
+    from precompute.config import load_config
+    from taskspace_core.pretrain_presets import LEARNS
+
+    yml = tmp_path / "learns.yaml"
+    assert main(["pretrain", "--preset", "learns", "--write-config", str(yml), "--config-only"]) == 0
+    cfg = load_config(yml)
+    want = [(s.name, step) for s in LEARNS.sizes for step in LEARNS.config.checkpoint_steps()]
+    got = [(Path(m.spec.name_or_path).parent.name, m.step) for m in cfg.models]
+    assert got == want and cfg.series == "mini-suite-learns"
+    assert len({m.size for m in cfg.models}) == 3
+    committed = Path(__file__).resolve().parents[1] / "configs" / "mini_suite_learns.yaml"
+    assert committed.read_text().splitlines()[5:] == yml.read_text().splitlines()[5:]  # not stale (header names paths)
+
+
+def test_overlap_view_draws_learning_curves_from_the_cache(evaluated_suite, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    out, _ = evaluated_suite
+    (tmp_path / "suite-toy").mkdir()
+    (tmp_path / "suite-toy" / "suite.json").write_text((out / "suite.json").read_text())
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    view = Path(__file__).resolve().parents[1] / "taskspace_app" / "views" / "overlap.py"
+    at = AppTest.from_file(str(view), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1  # no probing results in this cache: only the learning curves
+    spec = json.loads(charts[0].proto.spec)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == ["held-out loss", "subject_verb_agreement",
+                                                                  "determiner_noun"]  # fmt: skip

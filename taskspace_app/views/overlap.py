@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from taskspace_app import downloads, pickers, reading, widgets
+from taskspace_app import downloads, learning_curves, pickers, reading, widgets
 from taskspace_core import plots, spaces
 
 st.title("Parameter overlap")
+with st.expander("Learning curves of the pretrained model suites (held-out loss, BLiMP accuracy by tokens)"):
+    learning_curves.show()
 series, rec, sp = pickers.pick_space()
 mats = [k for k in ("J", "lift", "lift_uniform") if k in reading.available(sp)]
 if not mats:

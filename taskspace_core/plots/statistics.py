@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from taskspace_core.plots.style import category_colors, esc
 
@@ -86,4 +87,41 @@ def fit_bars(df: pd.DataFrame, *, stat: str = "spearman", p_col: str = "mantel_p
         height=440,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
+    return fig
+
+
+def learning_curves(df: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """One panel per metric (held-out loss, then accuracy per category) against tokens seen, a line per size.
+
+    ``df`` is long: columns ``size``, ``tokens``, ``step``, ``metric``, ``value`` (as
+    :func:`taskspace_core.pretrain_eval.curve_frame` builds from suite.json). Accuracy panels
+    get a dotted chance line at 0.5; tokens are on a log axis (step 0 is drawn at 1 token).
+    """
+    metrics = list(dict.fromkeys(df["metric"])) or ["held-out loss"]
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[esc(m) for m in metrics])
+    colors = category_colors(list(dict.fromkeys(df["size"])))
+    for col, metric in enumerate(metrics, start=1):
+        part = df[df["metric"] == metric]
+        for size, g in part.groupby("size", sort=False):
+            g = g.sort_values("tokens")
+            fig.add_trace(
+                go.Scatter(
+                    x=np.maximum(g["tokens"].to_numpy(), 1),
+                    y=g["value"],
+                    mode="lines+markers",
+                    name=esc(size),
+                    legendgroup=str(size),
+                    showlegend=col == 1,
+                    line={"color": colors[size]},
+                    customdata=g["step"],
+                    hovertemplate=f"{esc(size)} step %{{customdata}}<br>%{{x:,}} tokens"
+                    f"<br>{esc(metric)} %{{y:.3f}}<extra></extra>",
+                ),  # fmt: skip
+                row=1,
+                col=col,
+            )
+        if metric != "held-out loss":
+            fig.add_hline(y=0.5, line_dash="dot", line_color="grey", row=1, col=col)
+        fig.update_xaxes(type="log", title_text="tokens seen", row=1, col=col)
+    fig.update_layout(title=esc(title), height=380, margin={"t": 70, "b": 40})
     return fig
