@@ -80,7 +80,8 @@ def save_box(ts: TaskSet, key: str, default_name: str) -> None:
         st.success(f"Saved as task set `{saved}` (task source `set:{saved}`).")
         if st.button("Use it on the Run page", key=f"{key}_send", icon=":material/play_arrow:"):
             base = saved.partition("@")[0]  # Run lists each set once and starts its latest version
-            st.switch_page("taskspace_app/views/run.py", query_params={"sets": base})
+            # only this set: an empty "builtin" leaves the default built-in paradigms unselected
+            st.switch_page("taskspace_app/views/run.py", query_params={"sets": base, "builtin": ""})
 
 
 def _save(ts: TaskSet, name: str, replace: bool) -> None:
