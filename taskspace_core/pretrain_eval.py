@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from taskspace_core.tasks import Task
+
+if TYPE_CHECKING:  # torch only where a model is scored: the app reads curves without it
+    import torch
 
 # The paradigms the learning curves follow: BLiMP's determiner-noun and subject-verb agreement.
 DETERMINER_NOUN = (
@@ -71,6 +73,8 @@ class CheckpointEvaluator:
         self.tasks = list(tasks)
 
     def __call__(self, model: torch.nn.Module, tokenizer: Any) -> dict[str, dict[str, float]]:
+        import torch
+
         from taskspace_core.models import LoadedModel, ModelSpec
         from taskspace_core.scoring import PairScorer
 
