@@ -446,7 +446,7 @@ def test_resume_state_loads_with_weights_only(tmp_path):
 
     import torch
 
-    from taskspace_core.pretrain import _atomic_torch_save, _rng_state, _set_rng_state
+    from taskspace_core.pretrain.checkpoints import _atomic_torch_save, _rng_state, _set_rng_state
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
