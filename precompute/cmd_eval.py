@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from precompute.common import add_model_args, model_spec, table
+from precompute.common import add_model_args, fingerprint_or_load, model_spec, table
 from taskspace_core.configs import ModelSpec, ScoringConfig
-from taskspace_core.model_files import cached_fingerprint
 from taskspace_core.sources import load_many
 from taskspace_core.store import Store, make_key
 from taskspace_core.tasks import Task
@@ -46,11 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from taskspace_core.scoring import PairScorer, task_metrics
 
     store = Store()
-    loaded = None
-    fingerprint = cached_fingerprint(spec)
-    if fingerprint is None:
-        loaded = load_model(spec)
-        fingerprint = loaded.fingerprint
+    fingerprint, loaded = fingerprint_or_load(spec)
     keys = {t.name: scores_key(fingerprint, spec, t, cfg) for t in taskset}
     todo = [t for t in taskset if not store.has(keys[t.name])]
     t0 = time.perf_counter()

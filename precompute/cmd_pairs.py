@@ -16,9 +16,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from precompute.common import add_model_args, model_spec, table
+from precompute.common import add_model_args, fingerprint_or_load, model_spec, table
 from precompute.job_process import write_json
-from taskspace_core.models import LoadedModel, ModelSpec, cached_fingerprint, load_model
+from taskspace_core.models import LoadedModel, ModelSpec, load_model
 from taskspace_core.pair_tokens import load_result, pair_frame, token_frame
 from taskspace_core.pairfiles import safe_csv_frame
 from taskspace_core.results import list_spaces, load_space
@@ -132,11 +132,7 @@ def run(args: argparse.Namespace) -> int:
     taskset = load_many(args.tasks)
     task, tuned = _pick(taskset, args.task), _pick(taskset, args.tuned_on)
     store = Store()
-    loaded = None
-    fingerprint = cached_fingerprint(spec)
-    if fingerprint is None:
-        loaded = load_model(spec)
-        fingerprint = loaded.fingerprint
+    fingerprint, loaded = fingerprint_or_load(spec)
     pcfg, ftgd_cached = find_ftgd(store, fingerprint, spec, tuned) if tuned else (_probe_config(), None)
     key = make_key(
         "pairs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,20 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     return ModelSpec(args.model, args.revision, args.dtype, args.device, step0=args.step0)
+
+
+def fingerprint_or_load(spec: ModelSpec) -> tuple[str, Any]:
+    """The model's weight fingerprint and the loaded model, or None when a remembered fingerprint
+    spares loading it (a cache hit then never imports torch)."""
+    from taskspace_core.model_files import cached_fingerprint
+
+    fingerprint = cached_fingerprint(spec)
+    if fingerprint is not None:
+        return fingerprint, None
+    from taskspace_core.models import load_model  # torch: only where a model is needed
+
+    loaded = load_model(spec)
+    return loaded.fingerprint, loaded
 
 
 def table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
