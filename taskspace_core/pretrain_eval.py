@@ -76,13 +76,14 @@ class CheckpointEvaluator:
         import torch
 
         from taskspace_core.models import LoadedModel, ModelSpec
-        from taskspace_core.scoring import PairScorer
+        from taskspace_core.scoring import PairScorer, task_metrics
 
         device = next(model.parameters()).device
         model.eval()
         loaded = LoadedModel(model, tokenizer, ModelSpec("in-training"), "in-training", device, torch.float32)
         scorer = PairScorer(loaded)
-        acc = [float(np.mean(np.asarray(scorer.score_pairs(t.pairs).margins) > 1e-6)) for t in self.tasks]
+        # the same accuracy as everywhere else: a tie counts as half a correct pair
+        acc = [task_metrics(scorer.score_pairs(t.pairs).margins)["accuracy"] for t in self.tasks]
         return summarise(self.tasks, acc)
 
 

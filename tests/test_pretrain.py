@@ -400,3 +400,16 @@ def test_overlap_view_draws_learning_curves_from_the_cache(evaluated_suite, tmp_
     spec = json.loads(charts[0].proto.spec)
     assert [a["text"] for a in spec["layout"]["annotations"]] == ["held-out loss", "subject_verb_agreement",
                                                                   "determiner_noun"]  # fmt: skip
+
+
+def test_checkpoint_evaluator_counts_a_tie_as_half_a_correct_pair():
+    """The in-training BLiMP score uses the forced-choice convention of every other accuracy."""
+    from tiny_models import tiny_loaded_model
+
+    from taskspace_core.pretrain_eval import CheckpointEvaluator
+    from taskspace_core.tasks import Task
+
+    loaded = tiny_loaded_model("gpt2")
+    tie = MinimalPair("the dog runs", "the dog runs")  # identical sentences: margin exactly 0
+    scores = CheckpointEvaluator([Task("tie_toy", (tie, tie), "determiner_noun")])(loaded.model, loaded.tokenizer)
+    assert scores["categories"]["determiner_noun"] == 0.5
