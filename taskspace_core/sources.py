@@ -24,6 +24,16 @@ def _names(part: str | None) -> list[str] | None:
     return [n.strip() for n in part.split(",") if n.strip()]
 
 
+def _allowed(path: str, what: str) -> str:
+    """``path`` if it may be read; in server mode only below a data root (runners check too, not only the page)."""
+    from taskspace_core.allowlist import check_data_path
+
+    why = check_data_path(path, what)
+    if why:
+        raise TaskError(why)
+    return path
+
+
 def load_tasks(spec: str) -> TaskSet:
     """Load the task set a spec string names (see the module docstring)."""
     spec = spec.strip()
@@ -36,7 +46,7 @@ def load_tasks(spec: str) -> TaskSet:
         if not rest:
             raise TaskError("blimp: needs a directory, e.g. --tasks blimp:../shared/blimp")
         directory, _, names = rest.partition(":")
-        return load_blimp_dir(directory, _names(names))
+        return load_blimp_dir(_allowed(directory, "BLiMP folder"), _names(names))
     if kind == "hub":
         dataset, _, names = rest.partition(":")
         if dataset != "blimp":
@@ -50,7 +60,7 @@ def load_tasks(spec: str) -> TaskSet:
             raise TaskError(f"no saved task set '{rest}'; saved sets: {', '.join(tasksets.list_sets()) or 'none'}")
         return _load_file(saved.path, saved.name)
     if kind == "file" or spec.lower().endswith(PAIR_FILE_SUFFIXES):
-        path = Path(rest if kind == "file" else spec)
+        path = Path(_allowed(rest if kind == "file" else spec, "pair file"))
         return _load_file(path, path.stem)
     raise TaskError(
         f"task source '{spec}' is not understood; use builtin[:p1,p2], blimp:<dir>[:p1,p2], "

@@ -242,3 +242,19 @@ def test_counts_as_admins_write_them() -> None:
         2000.0,
     ]
     assert [allowlist.parse_count(v) for v in (0, -3, True, "lots", "", None, "inf")] == [None] * 7
+
+
+def test_runner_task_sources_are_checked_against_data_roots(server: Path) -> None:
+    """A config handed to a runner directly (not via the Run page) cannot read files outside the data roots."""
+    from taskspace_core.sources import load_many
+    from taskspace_core.tasks import TaskError
+
+    outside = server / "elsewhere.csv"
+    outside.write_text("task,sentence_good,sentence_bad\nmine,The dog runs.,The dog run.\n", encoding="utf-8")
+    inside = server / "data" / "mine.csv"
+    inside.write_text(outside.read_text(encoding="utf-8"), encoding="utf-8")
+    escape = server / "data" / ".." / "elsewhere.csv"
+    for spec in (f"file:{outside}", str(outside), f"blimp:{server}", f"file:{escape}"):
+        with pytest.raises(TaskError, match="only reads"):
+            load_many(["builtin:anaphor_number", spec])
+    assert [t.name for t in load_many([f"file:{inside}"]).tasks]  # below a data root: read
