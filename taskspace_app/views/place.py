@@ -50,7 +50,7 @@ def add_tasks() -> None:
         return
     jid = jobs.job_id(config)
     c1, c2 = st.columns(2)
-    if c1.button("Show the plan", key="place_plan"):
+    if c1.button("Show the plan", key="place_plan_button"):
         with st.spinner("planning (the runner checks the cache)…"):
             try:
                 st.session_state["place_plan"] = (jid, jobs.plan(config))
