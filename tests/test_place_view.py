@@ -135,6 +135,44 @@ def test_place_view_shows_the_added_task_next_to_its_original(ext_cache: Path) -
     assert "Add tasks" in expander.label
 
 
+def test_place_view_shows_intervals_when_the_run_stored_pair_margins(
+    ext_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An extension whose T comes from per-pair margins (a noisy copy of sv_agr_1 added): intervals shown."""
+    base = make_space("360M", 360_000_000, 2000, seed=6)
+    ext = _extended(base, np.random.default_rng(0))
+    k = base.names.index(COPY_OF)
+    cats = "".join(chr(97 + sorted(set(base.labels("category"))).index(c)) for c in base.labels("category"))
+    T_true = np.zeros((9, 9))
+    T_true[:8, :8] = planted_transfer(cats, within=1.0)
+    T_true[8, :8], T_true[:8, 8], T_true[8, 8] = T_true[k, :8], T_true[:8, k], T_true[k, k]
+    margins = simulate_margins(T_true, n_pairs=48, noise_sd=1.0, seed=4)
+    T0, _ = spaces.transfer_replicates(margins, "profile", n_boot=1)
+    ext.matrices.update(T=T0)
+    ext.matrices.pop("T_first_order")
+    key = space_key(ext.model.fingerprint, ext.model.revision, "ext2", "cfg")
+    with Store(ext_cache) as store:
+        save_space(store, key, ext)
+
+    def load_with_margins(store: Store, k: str) -> SpaceResult | None:
+        # the store keeps SpaceResult fields only; until pair_margins is one, attach it on load
+        sp = load_space(store, k)
+        if sp is not None and k == key:
+            object.__setattr__(sp, "pair_margins", margins)
+        return sp
+
+    monkeypatch.setattr("taskspace_app.reading.load_space", load_with_margins)
+    at = ok(page("place", series="synthetic|synthetic-8", model="smollm2-360m@step2000", rev="step2000"))
+    cats_df = at.dataframe[0].value.set_index("task space")
+    profile = cats_df.loc[[i for i in cats_df.index if i.startswith("profile")][0]]
+    assert profile["best category"] == "subject_verb_agreement" and profile["bootstrap support %"] > 90
+    assert profile["margin 95% interval"].startswith("[")
+    nn = at.dataframe[1].value  # sym-T, from the same margins
+    assert nn["task"].iloc[0] == COPY_OF and nn["95% interval"].iloc[0].startswith("[")
+    assert nn["nearest in % of resamples"].iloc[0] > 50
+    assert any("bootstrap intervals over eval pairs" in c.value for c in at.caption)
+
+
 def test_place_view_without_an_extension_offers_to_add(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     prefill_cache(tmp_path)
     monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
