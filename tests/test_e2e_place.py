@@ -53,13 +53,11 @@ def test_uploaded_pairs_are_placed_in_the_analysis(analysed: Path) -> None:
         page.get_by_role("button", name="Save").click()
         page.get_by_text("Saved as task set").first.wait_for(timeout=30_000)
 
-        page.goto(f"{url}/place")
-        settle(page)
+        page.get_by_role("button", name="Place it in a cached analysis").click()
         page.get_by_text("No extended analysis").first.wait_for(timeout=30_000)
-        page.locator("[data-testid='stMultiSelect']").filter(has_text="Saved pair sets to add").click()
-        page.get_by_role("option", name="my_coord").click()
-        page.keyboard.press("Escape")  # close the dropdown, which covers the buttons below it
         settle(page)
+        picked = page.locator("[data-testid='stMultiSelect']").filter(has_text="Saved pair sets to add")
+        assert "my_coord" in picked.inner_text()  # the saved set comes preselected
         page.get_by_role("button", name="Show the plan").click()
         page.locator("[data-testid='stMetric']").filter(has_text="to do").first.wait_for(timeout=90_000)
         # 4 tasks: 4 base + 4 FTGD + 16 transfer units; only the new task's 1 + 1 + 7 are to do
