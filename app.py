@@ -33,6 +33,7 @@ PAGES = [
     ),
     st.Page(VIEWS + "hypotheses.py", title="Hypotheses", icon=":material/science:", url_path="hypotheses"),
     st.Page(VIEWS + "pairs.py", title="Your pairs", icon=":material/edit_note:", url_path="pairs"),
+    st.Page(VIEWS + "place.py", title="Place your tasks", icon=":material/add_location_alt:", url_path="place"),
     st.Page(VIEWS + "inspect.py", title="Pair inspector", icon=":material/manage_search:", url_path="inspect"),
 ]
 

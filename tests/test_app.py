@@ -13,7 +13,7 @@ from precompute import jobs
 from tests.fixtures_spaces import prefill_cache
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["space", "map", "tree", "overlap", "hypotheses", "pairs", "run"]
+PAGES = ["space", "map", "tree", "overlap", "hypotheses", "pairs", "run", "place"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_home_lists_cache(cache: Path) -> None:
     assert [m.value for m in at.metric][:2] == ["6", "6"]  # 6 spaces of 6 checkpoints
     df = at.dataframe[0].value
     assert set(df["step"]) == {0, 1000, 2000} and set(df["task set"]) == {"synthetic-8"}
-    assert len(at.get("page_link")) == 7
+    assert len(at.get("page_link")) == 8
     ok(at.run())  # warm rerun (its time is measured in benchmarks/bench_app.py, not asserted here)
     assert [m.value for m in at.metric][:2] == ["6", "6"]
 
@@ -72,7 +72,7 @@ def test_navigation_switches_pages(cache: Path) -> None:
 def test_views_on_empty_cache_explain_what_to_run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
     at = ok(page(name))
-    if name in ("space", "map", "tree", "overlap", "hypotheses"):
+    if name in ("space", "map", "tree", "overlap", "hypotheses", "place"):
         assert "Nothing to show yet" in at.info[0].value
         assert charts(at) == 0
 

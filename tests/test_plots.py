@@ -60,6 +60,23 @@ def test_dendrogram_leaves() -> None:
     assert sum(len(t.y) for t in fig.data[1:]) == 8
 
 
+def test_placed_tasks_are_highlighted_in_map_and_tree() -> None:
+    sp = _sp()
+    coords = np.random.default_rng(1).normal(size=(8, 2))
+    fig = plots.embedding_figure([("m", coords)], sp.names, sp.labels("category"), highlight=["det_noun_2"])
+    ring = [t for t in fig.data if t.name == "added"]
+    assert len(ring) == 1 and list(ring[0].x) == [coords[3, 0]] and list(ring[0].y) == [coords[3, 1]]
+    tree = spaces.linkage_tree(spaces.symmetrise(sp.T), sp.names)
+    fig = plots.dendrogram_figure(tree.linkage, sp.names, sp.labels("category"), highlight=["npi_only"])
+    leaf = tree.ordered_names.index("npi_only")
+    (ring,) = [t for t in fig.data if t.name == "added"]
+    assert list(ring.y) == [5 + 10 * leaf]  # on the placed task's leaf
+    bold = [t for t in fig.layout.yaxis.ticktext if "<b>" in t]
+    assert len(bold) == 1 and "npi_only" in bold[0]
+    plain = plots.embedding_figure([("m", coords)], sp.names, sp.labels("category"))
+    assert not [t for t in plain.data if t.name == "added"]
+
+
 def test_mask_location_and_small_multiples() -> None:
     sp = _sp()
     d = sp.mask_distribution[sp.names[0]]

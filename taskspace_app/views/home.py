@@ -97,6 +97,7 @@ links = [
     ("taskspace_app/views/overlap.py", "Parameter overlap", "Jaccard, lift, where masks live"),
     ("taskspace_app/views/hypotheses.py", "Hypotheses", "Spearman, Mantel p, ARI, stability"),
     ("taskspace_app/views/pairs.py", "Your pairs", "upload or write minimal pairs"),
+    ("taskspace_app/views/place.py", "Place your tasks", "where your pairs land in an analysis"),
     ("taskspace_app/views/run.py", "Run", "models x tasks x methods, plan, jobs"),
 ]
 for k, (page, title, what) in enumerate(links):

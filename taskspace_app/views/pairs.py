@@ -82,6 +82,8 @@ def save_box(ts: TaskSet, key: str, default_name: str) -> None:
             base = saved.partition("@")[0]  # Run lists each set once and starts its latest version
             # only this set: an empty "builtin" leaves the default built-in paradigms unselected
             st.switch_page("taskspace_app/views/run.py", query_params={"sets": base, "builtin": ""})
+        if st.button("Place it in a cached analysis", key=f"{key}_place", icon=":material/add_location_alt:"):
+            st.switch_page("taskspace_app/views/place.py", query_params={"add": saved.partition("@")[0]})
 
 
 def _save(ts: TaskSet, name: str, replace: bool) -> None:

@@ -18,15 +18,18 @@ def embedding_figure(
     level: str = "category",
     hover: Sequence[str] | None = None,
     title: str = "",
+    highlight: Sequence[str] = (),
 ) -> go.Figure:
     """2-D layout(s) of the tasks coloured by a hypothesis level.
 
     With several layouts (checkpoints or sizes, already Procrustes-aligned), a slider
     and play button step through them; points keep their identity, so they move smoothly.
+    Tasks named in ``highlight`` (e.g. just placed ones) get a large ring on top of their point.
     """
     colors = category_colors(list(labels))
     hov = list(hover) if hover is not None else [esc(n) for n in names]
     groups = {lab: [i for i, x in enumerate(labels) if x == lab] for lab in colors}
+    marked = [i for i, n in enumerate(names) if n in set(highlight)]
 
     def traces(coords: np.ndarray) -> list[go.Scatter]:
         out = []
@@ -42,6 +45,18 @@ def embedding_figure(
                     hovertemplate="%{customdata}<extra></extra>",
                     marker={"size": 13, "color": colors[lab], "line": {"width": 1, "color": "#333"}},
                     name=esc(lab),
+                )
+            )
+        if marked:
+            out.append(
+                go.Scatter(
+                    x=coords[marked, 0],
+                    y=coords[marked, 1],
+                    mode="markers",
+                    marker={"size": 26, "symbol": "circle-open", "color": "#d62728", "line": {"width": 3}},
+                    customdata=[hov[i] for i in marked],
+                    hovertemplate="%{customdata}<extra></extra>",
+                    name="added",
                 )
             )
         return out

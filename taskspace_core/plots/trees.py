@@ -11,9 +11,15 @@ from taskspace_core.plots.style import category_colors, esc
 
 
 def dendrogram_figure(
-    linkage_matrix: np.ndarray, names: Sequence[str], categories: Sequence[str], *, title: str = ""
+    linkage_matrix: np.ndarray,
+    names: Sequence[str],
+    categories: Sequence[str],
+    *,
+    title: str = "",
+    highlight: Sequence[str] = (),
 ) -> go.Figure:
-    """Horizontal dendrogram (leaves on the y axis) with leaves coloured by category."""
+    """Horizontal dendrogram (leaves on the y axis) with leaves coloured by category;
+    leaves named in ``highlight`` get a ring and a bold label."""
     from scipy.cluster.hierarchy import dendrogram  # light, but only needed here
 
     n = len(names)
@@ -48,8 +54,24 @@ def dendrogram_figure(
                 hovertemplate="%{text}<br>" + esc(cat) + "<extra></extra>",
             )
         )
-    # leaves at x = 0 next to their labels; labels take their category colour
-    ticktext = [f'<span style="color:{colors[categories[i]]}">{esc(names[i])}</span>' for i in order]
+    marked = [k for k, i in enumerate(order) if names[i] in set(highlight)]
+    if marked:
+        fig.add_trace(
+            go.Scatter(
+                x=[0] * len(marked),
+                y=[ypos[k] for k in marked],
+                mode="markers",
+                marker={"size": 22, "symbol": "circle-open", "color": "#d62728", "line": {"width": 3}},
+                name="added",
+                text=[esc(names[order[k]]) for k in marked],
+                hovertemplate="%{text} (added)<extra></extra>",
+            )
+        )
+    # leaves at x = 0 next to their labels; labels take their category colour (added ones in bold)
+    ticktext = [
+        f'<span style="color:{colors[categories[i]]}">{_bold(esc(names[i]), names[i] in set(highlight))}</span>'
+        for i in order
+    ]
     fig.update_yaxes(tickvals=ypos, ticktext=ticktext, autorange="reversed", showgrid=False, zeroline=False)
     fig.update_xaxes(title="distance 1 - S (average linkage)", zeroline=False)
     fig.update_layout(
@@ -60,3 +82,7 @@ def dendrogram_figure(
         plot_bgcolor="white",
     )
     return fig
+
+
+def _bold(text: str, on: bool) -> str:
+    return f"<b>{text}</b>" if on else text

@@ -12,6 +12,7 @@ numpy/scipy/scikit-learn; no torch, no Streamlit. Modules, by what they hold:
 * :mod:`.series` generalisation, distributedness, stability
 * :mod:`.geometry` MDS/UMAP, Procrustes, linkage trees, clusters
 * :mod:`.uncertainty` bootstrap intervals over eval pairs, split-half reliability (noise ceiling)
+* :mod:`.placement` where an added task lands: nearest neighbours, best-fitting category
 
 Every public name is re-exported here, so ``from taskspace_core.spaces import X`` works.
 """
@@ -51,6 +52,16 @@ from taskspace_core.spaces.overlap import (
     overlap_lift,
     tensor_counts,
 )
+from taskspace_core.spaces.placement import (
+    CategoryFit,
+    Neighbour,
+    Placement,
+    added_tasks,
+    best_category,
+    nearest_neighbours,
+    place_tasks,
+    transfer_replicates,
+)
 from taskspace_core.spaces.series import (
     GENERALISATION_AGGREGATE,
     Distributedness,
@@ -76,6 +87,7 @@ from taskspace_core.spaces.uncertainty import (
 )
 
 __all__ = [
+    "CategoryFit",
     "DEFAULT_BOOTSTRAP",
     "DEFAULT_PERMUTATIONS",
     "Distributedness",
@@ -86,14 +98,18 @@ __all__ = [
     "GENERALISATION_AGGREGATE",
     "Generalisation",
     "HypothesisSpace",
+    "Neighbour",
     "PairMargins",
+    "Placement",
     "Reliability",
     "SpaceError",
     "SpaceWarning",
     "Stability",
     "TransferBootstrap",
     "Tree",
+    "added_tasks",
     "ari_degenerate_reason",
+    "best_category",
     "bootstrap_fit",
     "bootstrap_transfer",
     "chance_jaccard",
@@ -110,7 +126,9 @@ __all__ = [
     "mask_intersections",
     "mds_embedding",
     "model_generalisation",
+    "nearest_neighbours",
     "overlap_lift",
+    "place_tasks",
     "procrustes_align",
     "scale_similarity",
     "self_transfer_floor",
@@ -120,6 +138,7 @@ __all__ = [
     "symmetrise",
     "symmetrise_stack",
     "tensor_counts",
+    "transfer_replicates",
     "umap_embedding",
     "usable_self_transfer",
 ]
