@@ -7,10 +7,16 @@ so the plan (:func:`~precompute.runner.build_plan`, no model loaded) names its u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from taskspace_core.configs import ConfigError, parse_config
 from taskspace_core.results import SpaceResult
 from taskspace_core.spaces import PairMargins, SpaceError
 from taskspace_core.store import Store
+
+if TYPE_CHECKING:
+    from precompute.runner import ModelPlan
 
 
 def space_margins(space: SpaceResult, store: Store) -> tuple[PairMargins | None, str]:
@@ -30,6 +36,11 @@ def space_margins(space: SpaceResult, store: Store) -> tuple[PairMargins | None,
     mp = next((m for m in plan.models if m.fingerprint == space.model.fingerprint), None)
     if mp is None:
         return None, "its model is not in its run config's plan any more"
+    return plan_margins(mp, space.names, store)
+
+
+def plan_margins(mp: ModelPlan, names: Sequence[str], store: Store) -> tuple[PairMargins | None, str]:
+    """Per-pair margins of one model of a plan from its cached base and transfer units (rows in ``names`` order)."""
     base, tuned = {}, {}
     for u in mp.units:
         if u.kind in ("base", "transfer"):
@@ -37,7 +48,6 @@ def space_margins(space: SpaceResult, store: Store) -> tuple[PairMargins | None,
             if not isinstance(value, dict) or "margins" not in value:
                 return None, f"a {u.kind} unit of {u.task} is missing from the cache or holds no margins"
             (base if u.kind == "base" else tuned)[u.task if u.kind == "base" else (u.task, u.other)] = value
-    names = space.names
     if set(base) != set(names) or len(tuned) != len(names) ** 2:
         return None, "the run has no exact transfer units for every pair of tasks"
     try:

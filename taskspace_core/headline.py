@@ -64,7 +64,8 @@ def category_headline(
     if space.T is None or LEVEL not in space.levels() or spaces.ari_degenerate_reason(space.labels(LEVEL)):
         return None
     H = spaces.HypothesisSpace.from_labels(LEVEL, space.names, space.labels(LEVEL))
-    label = space.model.label + (f" (step {space.model.step})" if space.model.step is not None else "")
+    step = space.model.step
+    label = space.model.label + (f" (step {step})" if step is not None and str(step) not in space.model.label else "")
     n_eval = int(space.n_eval_pairs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", spaces.SpaceWarning)

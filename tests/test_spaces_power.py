@@ -23,7 +23,7 @@ from tests.sim_spaces import planted_transfer, simulate_margins
 
 # the planted space of tests/sim_spaces.py: within-category transfer 1, between 0, self 5, pair noise only
 PLANTED = NoiseModel(
-    mu=0.0, delta=1.0, mu_self=5.0, sd_row=0.0, sd_col=0.0, sd_cell=0.0, sd_self=0.0, pair_sd=3.0, pair_shared_sd=0.0
+    mu=0.0, effects=(1.0,), self_transfer=(5.0,), sd_row=0.0, sd_col=0.0, sd_cell=0.0, pair_sd=3.0, pair_shared_sd=0.0
 )
 
 
@@ -61,10 +61,21 @@ def test_power_matches_a_brute_force_count_within_monte_carlo_error():
 
 
 def test_zero_effect_gives_power_near_alpha():
-    noisy = NoiseModel(0.1, 0.0, 2.0, 0.3, 0.3, 0.2, 0.5, 3.0, 1.0)
+    noisy = NoiseModel(0.1, (0.0,), (2.0, 1.0, 6.0), 0.3, 0.3, 0.2, 3.0, 1.0)
     res = power(noisy, Design(4, 3, 24), alpha=0.05, n_simulations=2000, n_permutations=199)
     assert abs(res.power - 0.05) < 3.5 * math.sqrt(0.05 * 0.95 / 2000)
     assert abs(res.mean_spearman) < 0.03
+
+
+def test_one_strong_category_has_less_power_than_the_same_mean_effect_everywhere():
+    uneven = PLANTED.with_effect(0.0)
+    uneven = NoiseModel(**{**uneven.__dict__, "effects": (3.0, 0.0, 0.0)})  # mean effect 1, as PLANTED
+    d = Design(3, 3, 3)
+    assert uneven.delta == pytest.approx(PLANTED.delta)
+    assert (
+        power(uneven, d, n_simulations=400, n_permutations=199).power + 0.1
+        < power(PLANTED, d, n_simulations=400, n_permutations=199).power
+    )
 
 
 def test_power_rises_with_eval_pairs_and_effect():
@@ -86,7 +97,8 @@ def test_noise_is_measured_from_per_pair_margins():
     assert nm.pair_sd == pytest.approx(2.5, rel=0.03)
     assert nm.pair_shared_sd == pytest.approx(1.5, rel=0.1)
     assert nm.delta == pytest.approx(0.8, abs=3 * nm.delta_se) and nm.delta_se < 0.15
-    assert nm.mu_self == pytest.approx(4.0, abs=0.3) and nm.mu == pytest.approx(0.3, abs=0.3)
+    assert len(nm.effects) == 4 and max(abs(e - 0.8) for e in nm.effects) < 0.3
+    assert np.allclose(nm.self_transfer, 4.0, atol=0.6) and nm.mu == pytest.approx(0.3, abs=0.3)
     assert nm.sd_cell < 0.1 and nm.sd_row < 0.15 and nm.n_eval == P
 
 

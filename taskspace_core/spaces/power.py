@@ -5,18 +5,22 @@ chance that the Spearman Mantel test of ``T_profile`` (or ``T_sym``) against the
 hypothesis reaches p <= alpha, when transfer follows the structure and noise measured in a
 real run. Task spaces are simulated cell by cell from this model of a transfer matrix:
 
-    T_hat[i, j] = mu + r_i + c_j + delta * same(i, j) + u_ij          (i != j, the truth)
+    T_hat[i, j] = mu + r_i + c_j + delta_k * same_k(i, j) + u_ij       (i != j, the truth)
                 + a_j / sqrt(n_eval) + e_ij / sqrt(n_eval)              (eval-pair noise)
-    T_hat[i, i] = mu_self + v_i + (a_i + e_ii) / sqrt(n_eval)
+    T_hat[i, i] = s_i + (a_i + e_ii) / sqrt(n_eval)
 
 ``r``/``c`` are tuned-task and eval-task effects, ``u`` cell-level structure that no category
-explains, ``delta`` the within- minus between-category transfer (the effect), ``a_j`` the part
-of a pair's response shared by every tuning (the same eval pairs score every row) and ``e_ij``
-the rest, each normal with the SD measured by :func:`noise_from_margins`. A cell mean over
-n_eval pairs is exactly normal under this model, so no pair has to be drawn. The simulated
-spaces go through the same symmetrisation (:func:`~.matrices.symmetrise_stack`) and the same
-permutation test as :func:`~.fits.fit_hypothesis` (one shared set of seeded permutations, so
-each simulated space gets the p-value ``fit_hypothesis`` would give it with that seed).
+explains, ``delta_k`` the within- minus between-category transfer of category k (the effect;
+drawn for each simulated category from the run's per-category estimates, since a category
+structure is rarely uniform: one category that transfers strongly is not six), ``s_i`` a
+self-transfer drawn from the run's, ``a_j`` the part of a pair's response shared by every
+tuning (the same eval pairs score every row) and ``e_ij`` the rest; ``r``, ``c``, ``u``,
+``a`` and ``e`` are normal with the SDs measured by :func:`noise_from_margins`. A cell mean
+over n_eval pairs is exactly normal under this model, so no pair has to be drawn. The
+simulated spaces go through the same symmetrisation (:func:`~.matrices.symmetrise_stack`)
+and the same permutation test as :func:`~.fits.fit_hypothesis` (one shared set of seeded
+permutations, so each simulated space gets the p-value ``fit_hypothesis`` would give it with
+that seed).
 
 Not modelled: tuning noise (another tune split would move ``u``; it needs the split-tuning
 switch to be measured) and a change of FTGD steps at a fixed step-size budget (lr x steps),
@@ -69,27 +73,35 @@ class Design:
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """Structure and noise of a transfer matrix (see the module docstring); SDs are per cell or per pair."""
+    """Structure and noise of a transfer matrix (see the module docstring); SDs are per cell or per pair.
+
+    ``effects``: the within- minus between-category transfer of each measured category (a
+    simulated category draws one); ``self_transfer``: the measured T[i, i] (each task draws one).
+    """
 
     mu: float
-    delta: float
-    mu_self: float
+    effects: tuple[float, ...]
+    self_transfer: tuple[float, ...]
     sd_row: float
     sd_col: float
     sd_cell: float
-    sd_self: float
     pair_sd: float
     pair_shared_sd: float
     delta_se: float = float("nan")
     n_tasks: int = 0
     n_eval: int = 0
 
-    def with_effect(self, factor: float) -> NoiseModel:
-        """The same noise with the within-minus-between effect scaled by ``factor`` (0 = no structure)."""
-        return replace(self, delta=self.delta * factor)
+    @property
+    def delta(self) -> float:
+        """The mean within- minus between-category transfer over categories."""
+        return float(np.mean(self.effects))
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def with_effect(self, factor: float) -> NoiseModel:
+        """The same noise with every category's effect scaled by ``factor`` (0 = no structure)."""
+        return replace(self, effects=tuple(float(e) * factor for e in self.effects))
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "delta": self.delta}
 
 
 @dataclass(frozen=True)
@@ -128,8 +140,9 @@ def noise_from_margins(margins: PairMargins, categories: Sequence[str]) -> Noise
     Pair noise: per eval task j, the (tuned on i - base) differences of the off-diagonal tunings
     (rows) x eval pairs (columns) split into a pair effect shared by the tunings and a residual
     (two-way ANOVA), pooled over eval tasks. Structure: least squares of the off-diagonal cells
-    of T on tuned-task and eval-task effects and a same-category indicator (``delta``, with its
-    standard error); each fitted spread has the share the pair noise explains removed.
+    of T on tuned-task and eval-task effects and one same-category indicator per category (its
+    effect; ``delta_se`` is the standard error of their mean); each fitted spread has the share
+    the pair noise explains removed.
     """
     n = margins.n_tasks
     same = _categories(categories)
@@ -150,32 +163,32 @@ def noise_from_margins(margins: PairMargins, categories: Sequence[str]) -> Noise
 
     off = ~np.eye(n, dtype=bool)
     rows, cols = np.nonzero(off)
-    X = np.column_stack(
-        [np.ones(rows.size), same[rows, cols].astype(float), np.eye(n)[rows][:, 1:], np.eye(n)[cols][:, 1:]]
-    )
+    cats = np.unique(np.asarray([str(x) for x in categories]), return_inverse=True)[1].ravel()
+    grouped = [k for k in range(int(cats.max()) + 1) if (cats == k).sum() > 1]
+    in_k = [((cats[rows] == k) & (cats[cols] == k)).astype(float) for k in grouped]
+    X = np.column_stack([np.ones(rows.size), *in_k, np.eye(n)[rows][:, 1:], np.eye(n)[cols][:, 1:]])
     y = T[rows, cols]
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ coef
     dof = max(1, y.size - X.shape[1])
     var_resid = float(resid @ resid / dof)
-    cov = var_resid * np.linalg.pinv(X.T @ X)
+    K = len(grouped)
+    cov = var_resid * np.linalg.pinv(X.T @ X)[1 : K + 1, 1 : K + 1]
     # effects as deviations from their mean (the first level is the reference of the dummies)
-    r = np.concatenate([[0.0], coef[2 : n + 1]])
-    c = np.concatenate([[0.0], coef[n + 1 :]])
+    r = np.concatenate([[0.0], coef[K + 1 : K + n]])
+    c = np.concatenate([[0.0], coef[K + n :]])
     var_u = max(var_resid - ve / p, 0.0)
     share = (var_u + ve / p) / (n - 1)  # noise in a fitted effect: a mean of about n - 1 cells
-    d = np.diag(T)
     return NoiseModel(
         mu=float(y[~same[rows, cols]].mean()),
-        delta=float(coef[1]),
-        mu_self=float(d.mean()),
+        effects=tuple(float(x) for x in coef[1 : K + 1]),
+        self_transfer=tuple(float(x) for x in np.diag(T)),
         sd_row=float(np.sqrt(max(r.var(ddof=1) - share, 0.0))),
         sd_col=float(np.sqrt(max(c.var(ddof=1) - share - va / p, 0.0))),
         sd_cell=float(np.sqrt(var_u)),
-        sd_self=float(np.sqrt(max(d.var(ddof=1) - (va + ve) / p, 0.0))),
         pair_sd=float(np.sqrt(ve)),
         pair_shared_sd=float(np.sqrt(va)),
-        delta_se=float(np.sqrt(cov[1, 1])),
+        delta_se=float(np.sqrt(cov.sum()) / K),
         n_tasks=n,
         n_eval=int(round(p)),
     )
@@ -185,15 +198,17 @@ def simulate_transfer(noise: NoiseModel, design: Design, n: int, rng: np.random.
     """``n`` measured transfer matrices of ``design`` under ``noise`` (n x N x N)."""
     N = design.n_tasks
     same = _categories(design.labels)
+    cat = np.repeat(np.arange(design.categories), design.per_category)
+    effect = rng.choice(np.asarray(noise.effects, dtype=float), size=(n, design.categories))[:, cat]
     truth = (
         noise.mu
-        + noise.delta * same[None].astype(float)
+        + np.where(same[None], effect[:, :, None], 0.0)
         + rng.normal(0.0, noise.sd_row, (n, N, 1))
         + rng.normal(0.0, noise.sd_col, (n, 1, N))
         + rng.normal(0.0, noise.sd_cell, (n, N, N))
     )
     idx = np.arange(N)
-    truth[:, idx, idx] = noise.mu_self + rng.normal(0.0, noise.sd_self, (n, N))
+    truth[:, idx, idx] = rng.choice(np.asarray(noise.self_transfer, dtype=float), size=(n, N))
     se = 1.0 / np.sqrt(design.n_eval)
     T = truth + rng.normal(0.0, noise.pair_shared_sd * se, (n, 1, N)) + rng.normal(0.0, noise.pair_sd * se, (n, N, N))
     return T
