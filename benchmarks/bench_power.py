@@ -7,7 +7,8 @@ kinds' first guesses (``seconds=`` in the method registry). Scoring units cost t
 proportion to their eval pairs (timed: 12 and 48 pairs, no fixed part worth counting); an FTGD
 unit in proportion to the pairs it takes gradients of (``mask_pairs`` + steps x batch).
 Prints tables; asserts nothing. Run:
-``TASKSPACE_CACHE=/work/cache-default nice .venv/bin/python benchmarks/bench_power.py``.
+``TASKSPACE_CACHE=/work/cache-default nice .venv/bin/python benchmarks/bench_power.py`` (add
+``--config FILE`` to measure from that config's cached units before its space is assembled).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def _ftgd_pairs(cfg: dict, steps: int) -> int:
     return int(f.get("mask_pairs", 32)) + steps * int(f.get("batch_size", 8))
 
 
+def _grouped(categories: list[str]) -> list[str]:
+    """The categories with an effect (two tasks or more), in the order of ``NoiseModel.effects``."""
+    return [c for c in sorted(set(categories)) if categories.count(c) > 1]
+
+
 def _observed_fit(margins: PairMargins, names: list[str], categories: list[str]) -> FitResult:
     n = len(names)
     T = np.array([[margins.tuned[i][j].mean() - margins.base[j].mean() for j in range(n)] for i in range(n)])
@@ -97,7 +103,8 @@ def main() -> None:
     steps0 = int(run.get("ftgd", {}).get("steps", 10))
     print(f"noise and effect measured on {label}, {len(names)} tasks x {noise.n_eval} eval pairs:")
     print(
-        f"  within - between transfer by category {', '.join(f'{e:.2f}' for e in noise.effects)} "
+        f"  within - between transfer by category "
+        f"{', '.join(f'{c} {e:.2f}' for c, e in zip(_grouped(categories), noise.effects, strict=True))}\n  "
         f"(mean {noise.delta:.2f}, SE {noise.delta_se:.2f}); between mean {noise.mu:.2f}; self "
         f"{min(noise.self_transfer):.1f}..{max(noise.self_transfer):.1f}\n"
         f"  SDs: tuned-task {noise.sd_row:.3f}, eval-task {noise.sd_col:.3f}, cell {noise.sd_cell:.3f}; per pair "
