@@ -39,3 +39,11 @@ def test_headline_from_margins_matches_the_fit_and_its_bootstrap():
     bare = category_headline(space, None, "the units are gone", n_permutations=999)
     assert bare is not None and bare.ci is None and bare.spearman == h.spearman
     assert bare.sentence().endswith("No interval: the units are gone.")
+
+
+def test_margins_of_a_space_without_its_run_config_come_with_the_reason(tmp_path):
+    from precompute.margins import space_margins
+    from taskspace_core.store import Store
+
+    margins, why = space_margins(make_space("1B", 10**9, 1000, seed=0), Store(tmp_path))
+    assert margins is None and "does not keep its run config" in why
