@@ -4,6 +4,10 @@ The Home page states it for the cached default analysis: the Spearman fit of the
 similarity of T to the category hypothesis, with its 95% bootstrap interval over eval pairs,
 its Mantel p and the space's split-half reliability (noise ceiling), all from the run's
 per-pair margins at no model cost. Without margins it gives the fit alone and says why.
+The interval says how far the fit would move with other eval pairs of the same tasks; the
+p-value asks whether the grouping beats shuffled task labels. They answer different questions,
+so an interval clear of zero can sit beside p > 0.05 (the previous default: 0.18, 95% CI over
+eval pairs 0.11–0.25, p = 0.083).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class Headline:
         if not math.isfinite(self.spearman):
             return f"On {self.model}, the category fit of the transfer profiles is undefined ({self.note})."
         verb = "group by category" if self.mantel_p <= ALPHA else "do not detectably group by category"
-        ci = f" (95% CI {self.ci[0]:.2f}–{self.ci[1]:.2f})" if self.ci else ""
+        ci = f" (95% CI over eval pairs {self.ci[0]:.2f}–{self.ci[1]:.2f})" if self.ci else ""
         rel = f", reliability {self.reliability:.2f}" if self.reliability is not None else ""
         tail = f" No interval: {self.note}." if self.note else ""
         return (

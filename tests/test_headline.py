@@ -13,7 +13,7 @@ from tests.sim_spaces import planted_transfer, simulate_margins
 def test_sentence_says_whether_the_fit_is_significant_with_its_interval():
     h = Headline("smollm2-135m", 0.312, 0.0021, (0.181, 0.444), 0.7, 12, 48)
     assert h.sentence() == (
-        "On smollm2-135m, transfer profiles group by category: Spearman 0.31 (95% CI 0.18–0.44), "
+        "On smollm2-135m, transfer profiles group by category: Spearman 0.31 (95% CI over eval pairs 0.18–0.44), "
         "Mantel p = 0.002, reliability 0.70 (12 tasks, 48 eval pairs each)."
     )
     weak = Headline("m", 0.17, 0.09, None, None, 12, 48, "no per-pair margins")
