@@ -69,4 +69,4 @@ def test_home_states_the_headline_with_interval_and_p(cache: Path) -> None:
     assert "95% CI" in expected and "Mantel p = " in expected and "reliability" in expected
     at = ok(page("home"))
     said = [m.value for m in at.markdown if m.value.startswith("**Headline.**")]
-    assert said == [f"**Headline.** {md(expected)}"] and f"step {rec['step']}" in expected
+    assert said == [f"**Headline.** {md(expected)}"] and space.model.label in expected
