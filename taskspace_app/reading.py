@@ -198,3 +198,25 @@ def _layout(directory: str, key: str, created: float, which: str, estimate: str,
 def layout(rec: dict[str, Any], which: str, estimate: str, method: str) -> tuple[np.ndarray, str]:
     """2-D layout of a space (MDS or UMAP of D = 1 - S_scaled) and a note if UMAP fell back."""
     return _layout(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate, method)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _headline(directory: str, key: str, created: float) -> dict[str, Any] | None:
+    from precompute.margins import space_margins
+    from taskspace_core.headline import category_headline
+
+    sp = _load(directory, key, created)
+    if sp is None:
+        return None
+    found = category_headline(sp, *space_margins(sp, _store(directory)))
+    return None if found is None else found.as_dict()
+
+
+def headline(rec: dict[str, Any]) -> str | None:
+    """The one-sentence category result of a space (its bootstrap and reliability are cached), or None."""
+    from taskspace_core.headline import Headline
+
+    found = _headline(cache_path(), rec["key"], float(rec.get("created", 0)))
+    if found is None:
+        return None
+    return Headline(**{**found, "ci": tuple(found["ci"]) if found["ci"] else None}).sentence()

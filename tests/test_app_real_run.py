@@ -47,3 +47,26 @@ def test_home_lists_the_real_run(cache: Path) -> None:
     at = ok(page("home"))
     df = at.dataframe[0].value
     assert set(df["step"]) == {0, 40} and len(df) == 2
+
+
+def test_home_states_the_headline_with_interval_and_p(cache: Path) -> None:
+    import numpy as np
+
+    from precompute.margins import space_margins
+    from taskspace_app.widgets import md
+    from taskspace_core.headline import category_headline
+    from taskspace_core.results import load_space
+
+    store = Store(cache)
+    rec = max(list_spaces(store), key=lambda r: r["step"])  # no default series here: the most trained model
+    space = load_space(store, rec["key"])
+    margins, why = space_margins(space, store)
+    assert margins is not None, why
+    n = len(space.names)
+    T = [[margins.tuned[i][j].mean() - margins.base[j].mean() for j in range(n)] for i in range(n)]
+    np.testing.assert_allclose(T, space.T, atol=1e-9)  # the units are read back in the space's order
+    expected = category_headline(space, margins).sentence()
+    assert "95% CI" in expected and "Mantel p = " in expected and "reliability" in expected
+    at = ok(page("home"))
+    said = [m.value for m in at.markdown if m.value.startswith("**Headline.**")]
+    assert said == [f"**Headline.** {md(expected)}"] and space.model.label in expected

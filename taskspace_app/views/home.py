@@ -56,10 +56,28 @@ def default_run_box() -> None:
             jobs_panel.jobs_panel("home_default", only=[jid], limit=1)
 
 
+def headline_record(records: list, series: str | None) -> dict | None:
+    """The space the headline is about: the default series' trained model if cached, else the most
+    trained model of the newest series."""
+    pool = [r for r in records if r.get("series") == series] or list(records)
+    if not pool:
+        return None
+    newest = max(pool, key=lambda r: float(r.get("created", 0))).get("series")
+    pool = [r for r in pool if r.get("series") == newest]
+    return max(pool, key=lambda r: (r.get("step") is None, r.get("step") or 0, float(r.get("created", 0))))
+
+
 if not recs:
     st.info("The cache is empty: no task space has been computed on this machine yet.")
     default_run_box()
 else:
+    cfg = _load_default() or {}
+    head_rec = headline_record(recs, cfg.get("series"))
+    if head_rec is not None:
+        with st.spinner("Fitting the category hypothesis with its interval..."):
+            sentence = reading.headline(head_rec)
+        if sentence:
+            st.markdown(f"**Headline.** {widgets.md(sentence)}")
     st.subheader("In the cache")
     rows = [
         {

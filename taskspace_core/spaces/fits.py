@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,21 +66,24 @@ def _align_to(S: np.ndarray | pd.DataFrame, task_names: Sequence[str]) -> np.nda
 
 def _permutation_stats(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], n_permutations: int, rng: np.random.Generator
-) -> list[tuple[float, np.ndarray]]:
+) -> list[tuple[Any, np.ndarray]]:
     """Observed and permuted values of ``sum_{i<j} s_ij * M[p(i), p(j)]`` for each (s, M) pair.
 
     ``s`` is an upper-triangle vector of the task space, ``M`` a symmetric N x N matrix
     (e.g. the ranks of H). Permuting task labels jointly on rows and columns only
     rearranges M's off-diagonal values, so any statistic that is an increasing affine
     function of this dot product can be tested with it. All pairs share the same
-    permutations; they are drawn in blocks so memory stays bounded.
+    permutations; they are drawn in blocks so memory stays bounded. ``s`` may also be a
+    stack of K vectors (n_pairs x K, e.g. simulated spaces): the observed values are then
+    a K-vector and the permuted ones n_permutations x K, each column tested as if alone.
     """
     n = pairs[0][1].shape[0]
     iu, ju = np.triu_indices(n, k=1)
     flat = [(sv, np.ascontiguousarray(M, dtype=float).ravel()) for sv, M in pairs]
     # observed through the same gather as the permutations, so ties compare like with like
-    observed = [float(np.take(Mf, iu * n + ju) @ sv) for sv, Mf in flat]
-    outs = [np.empty(n_permutations) for _ in pairs]
+    observed = [np.take(Mf, iu * n + ju) @ sv for sv, Mf in flat]
+    observed = [float(o) if np.ndim(o) == 0 else o for o in observed]
+    outs = [np.empty((n_permutations, *np.shape(sv)[1:])) for sv, _ in flat]
     base = np.arange(n, dtype=np.intp)
     chunk = max(16, _PERM_BLOCK_ENTRIES // max(1, iu.size))
     for start in range(0, n_permutations, chunk):
@@ -91,10 +95,13 @@ def _permutation_stats(
     return list(zip(observed, outs, strict=True))
 
 
-def _p_value(observed: float, permuted: np.ndarray) -> float:
+def _p_value(observed: Any, permuted: np.ndarray) -> Any:
+    """One-sided permutation p; with K observed values, ``permuted`` is n_perm x K and K p-values come back."""
     # tolerance: permutations that reproduce H exactly (shuffles within a label) must count as ties
-    tol = 1e-9 * max(1.0, abs(observed))
-    return float((1 + np.count_nonzero(permuted >= observed - tol)) / (1 + permuted.size))
+    obs = np.asarray(observed, dtype=float)
+    tol = 1e-9 * np.maximum(1.0, np.abs(obs))
+    p = (1 + np.count_nonzero(permuted >= obs - tol, axis=0)) / (1 + permuted.shape[0])
+    return float(p) if obs.ndim == 0 else p
 
 
 def fit_hypothesis(
