@@ -25,6 +25,7 @@ from taskspace_core.spaces import PairMargins, SpaceError
 from taskspace_core.spaces.uncertainty import DEFAULT_BOOTSTRAP, METRICS
 
 TRANSFER_VIEWS = ("sym", "profile")  # the symmetric views built from T, with a reliability each
+VIEW_OF_STATISTIC = {"T_sym": "sym", "T_profile": "profile"}  # export names of those views
 NO_PER_PAIR_T = "first-order estimate: no per-pair values, so no interval"
 EVAL_NOISE = "eval-noise split-half"
 TUNING_NOISE = "eval- and tuning-noise split-half"
@@ -113,6 +114,7 @@ def reliability(space: Any, view: str) -> dict[str, Any] | None:
     """The noise ceiling of a transfer view: ``{ceiling, source, label, ...}``, the tuning-noise one when the
     run measured it (it includes eval noise), else the eval-noise one; None when not stored."""
     unc = getattr(space, "uncertainty", None) or {}
+    view = VIEW_OF_STATISTIC.get(view, view)
     for key, label in (("tuning_reliability", TUNING_NOISE), ("reliability", EVAL_NOISE)):
         rel = (unc.get(key) or {}).get(view)
         if rel and "ceiling" in rel:
@@ -145,6 +147,7 @@ def fit_row(
     :func:`bootstrap_fit` when it runs, so they and the interval are of one space (for ``sym`` its
     self-transfer guard also drops tasks whose self-transfer interval includes zero).
     """
+    view = VIEW_OF_STATISTIC.get(view, view)
     margins = getattr(space, "pair_margins", None) if estimate == "exact" else None
     row: dict[str, Any] = {}
     if view in TRANSFER_VIEWS and margins is not None:
@@ -178,3 +181,36 @@ def fit_sentence(row: Mapping[str, Any], stat: str = "spearman") -> str:
     if np.isfinite(ceiling):
         text += f", of a possible {ceiling:.2f} ({row.get('ceiling_source', '')})"
     return text
+
+
+def reliability_rows(space: Any) -> list[dict[str, Any]]:
+    """Every stored reliability of a space as rows (view, noise, split_half, ceiling, sd, n_splits)."""
+    unc = getattr(space, "uncertainty", None) or {}
+    rows = []
+    for key, label in (("reliability", EVAL_NOISE), ("tuning_reliability", TUNING_NOISE)):
+        for view, rel in (unc.get(key) or {}).items():
+            rows.append({"view": view, "noise": label, **{k: rel.get(k, np.nan) for k in ("split_half", "ceiling")},
+                         "split_half_sd": rel.get("split_half_sd", np.nan), "n_splits": rel.get("n_splits", 0),
+                         "error": rel.get("error", "")})  # fmt: skip
+    return rows
+
+
+def t_interval_frame(space: Any, T: np.ndarray) -> Any:
+    """Long table of T cells (tuned, evaluated, T, T_lo, T_hi), or None when the space has no T interval."""
+    import pandas as pd
+
+    iv = t_interval(space)
+    if iv is None:
+        return None
+    n = len(space.names)
+    i, j = np.divmod(np.arange(n * n), n)
+    names = np.asarray(space.names, dtype=object)
+    return pd.DataFrame(
+        {
+            "tuned": names[i],
+            "evaluated": names[j],
+            "T": np.asarray(T).ravel(),
+            "T_lo": iv[0].ravel(),
+            "T_hi": iv[1].ravel(),
+        }
+    )
