@@ -100,7 +100,7 @@ def _whiskers(df: pd.DataFrame, col: str) -> dict | None:
     y = df[col].to_numpy(dtype=float)
     up = np.nan_to_num(df[hi].to_numpy(dtype=float) - y, nan=0.0).clip(min=0)
     down = np.nan_to_num(y - df[lo].to_numpy(dtype=float), nan=0.0).clip(min=0)
-    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": "#444", "thickness": 1.2}
+    return {"type": "data", "symmetric": False, "array": up.tolist(), "arrayminus": down.tolist(), "color": "#444"}
 
 
 def base_bars(
