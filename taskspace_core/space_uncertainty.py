@@ -15,6 +15,7 @@ A first-order run has no per-pair values of T: its ``T`` entry is None and ``not
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,7 +57,9 @@ def _reliabilities(margins: PairMargins, metric: str, second: PairMargins | None
     out: dict[str, Any] = {}
     for how in TRANSFER_VIEWS:
         try:
-            rel = spaces.split_half_reliability(margins, how=how, metric=metric, second_tuning=second, **kw)  # type: ignore[arg-type]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN splits (a constant half) give NaN
+                rel = spaces.split_half_reliability(margins, how=how, metric=metric, second_tuning=second, **kw)  # type: ignore[arg-type]
             out[how] = rel.as_dict()
         except SpaceError as exc:
             out[how] = {"error": str(exc)}
