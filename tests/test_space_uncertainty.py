@@ -16,7 +16,7 @@ import yaml
 from precompute.cli import main
 from precompute.config import load_config
 from precompute.runner import build_plan
-from taskspace_core import codec, spaces
+from taskspace_core import codec, limits, spaces
 from taskspace_core import space_uncertainty as unc
 from taskspace_core.results import load_space
 from taskspace_core.spaces import PairMargins
@@ -100,6 +100,8 @@ def test_tuning_halves_add_exactly_their_units_and_a_reliability(run: dict) -> N
     for k in HALF_KINDS:
         assert counts[k] == {"total": n if k.startswith("ftgd") else n * n, "cached": 0}, k
     assert set(counts) == {"base", "ftgd", "transfer", *HALF_KINDS}
+    total = sum(c["total"] for c in counts.values())
+    assert total == limits.count_units(n, 1, ["transfer", "gradient"], "exact", tuning_halves=True)  # limits see them
 
     a, _, _ = _space_and_units(run["cache"], run["a"])
     b, units, names = _space_and_units(run["cache"], run["b"])
