@@ -84,6 +84,7 @@ def test_stored_intervals_equal_the_bootstrap_of_the_unit_margins(run: dict) -> 
     for m in ("accuracy", "mean_margin"):
         np.testing.assert_array_equal(u["base"][m]["low"], boot.base[m].low)
         np.testing.assert_array_equal(u["base"][m]["high"], boot.base[m].high)
+    assert np.isfinite(u["reliability"]["profile"]["ceiling"])
     for how in unc.TRANSFER_VIEWS:
         rel = spaces.split_half_reliability(pm, how=how, metric=sp.metric, n_splits=100, seed=0)
         assert u["reliability"][how]["ceiling"] == pytest.approx(rel.ceiling, nan_ok=True)
@@ -233,12 +234,14 @@ def _figures(at) -> list[dict]:  # noqa: ANN001 - an AppTest
 
 def test_views_show_badge_hover_interval_and_whiskers(run: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKSPACE_CACHE", str(run["cache"]))
-    at = ok(page("space", matrix="T"))
+    a, _, _ = _space_and_units(run["cache"], run["a"])  # A and B share their units: one T, one interval
+    at = ok(page("space", matrix="T", order="file"))
     badge = re.compile(r"reliability -?\d\.\d\d \(eval(- and tuning)?-noise split-half\)")
     assert any(badge.search(m.value) for m in at.markdown), [m.value for m in at.markdown]
     heat, bars = _figures(at)[:2]
     hover = [t for t in heat["data"] if t["type"] == "heatmap" and t.get("customdata")][0]
-    assert "95% interval [" in hover["customdata"][0][0]
+    lo, hi = a.uncertainty["T"]["low"], a.uncertainty["T"]["high"]
+    assert hover["customdata"][0][1] == f"<br>95% interval [{lo[0, 1]:.3f}, {hi[0, 1]:.3f}]"
     base = bars["data"][0]
     assert base["type"] == "bar" and len(base["error_y"]["array"]) == 3
     assert "T with 95% intervals (CSV)" in [b.label for b in at.download_button]
@@ -253,3 +256,16 @@ def test_views_show_badge_hover_interval_and_whiskers(run: dict, monkeypatch: py
     np.testing.assert_allclose(bar["error_y"]["array"], fits["spearman_ci_hi"] - fits["spearman"], atol=1e-12)
     assert any("of a possible" in m.value for m in at.markdown)
     assert charts(at) >= 1
+
+
+def test_run_page_switch_writes_tuning_halves_and_refuses_first_order(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "taskspace_app/views/run.py"), default_timeout=60)
+    at = ok(at.run())
+    assert "tuning_halves" not in at.code[0].value  # off: configs stay as they were
+    at.toggle(key="tuning_halves").set_value(True).run()
+    assert "tuning_halves: true" in at.code[0].value and not at.error
+    at.selectbox(key="qp_transfer").set_value("first_order").run()
+    assert any("needs transfer: exact" in e.value for e in at.error), [e.value for e in at.error]
