@@ -32,10 +32,11 @@ def space_statistics(space: SpaceResult, n_permutations: int = 9999, seed: int =
     """Fit of every symmetric view to every hypothesis level (METHODS s6), with the bootstrap intervals
     (``*_ci_lo`` / ``*_ci_hi``) and noise ceiling of the transfer views (see :func:`space_uncertainty.fit_row`)."""
     rows = []
+    boot = unc.space_bootstrap(space)  # once: every transfer view and level fits the same resamples
     for view, S in symmetric_views(space).items():
         for level in space.levels():
             H = spaces.HypothesisSpace.from_labels(level, space.names, space.labels(level))
-            rows.append({"view": view, **unc.fit_row(space, view, S, H, n_permutations, seed=seed)})
+            rows.append({"view": view, **unc.fit_row(space, view, S, H, n_permutations, seed=seed, boot=boot)})
     return rows
 
 

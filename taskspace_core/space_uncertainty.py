@@ -133,6 +133,21 @@ def reliability_badge(space: Any, view: str) -> str:
     return f"reliability {rel['ceiling']:.2f} ({rel['label']})"
 
 
+def space_bootstrap(space: Any) -> spaces.TransferBootstrap | None:
+    """The bootstrap of a space's stored margins, as stored (same resamples, seed and level); None without them."""
+    margins = getattr(space, "pair_margins", None)
+    if margins is None:
+        return None
+    unc = space.uncertainty or {}
+    return spaces.bootstrap_transfer(
+        margins,
+        metric=space.metric,
+        n_boot=int(unc.get("n_boot", DEFAULT_BOOTSTRAP)),
+        seed=int(unc.get("seed", 0)),
+        level=float(unc.get("level", 0.95)),
+    )
+
+
 def fit_row(
     space: Any,
     view: str,
@@ -141,6 +156,7 @@ def fit_row(
     n_permutations: int,
     seed: int = 0,
     estimate: str = "exact",
+    boot: spaces.TransferBootstrap | None = None,
 ) -> dict[str, Any]:
     """One fit of a symmetric view to H: the fit, its permutation p-values and, for the transfer views of an
     exact run, 95% bootstrap intervals over eval pairs and the view's noise ceiling.
@@ -148,14 +164,14 @@ def fit_row(
     Columns: :meth:`FitResult.as_dict`, ``{spearman,wmb,ari}_ci_lo/_ci_hi``, ``ceiling``,
     ``ceiling_source`` (NaN / '' where there is no interval). The point and p come from
     :func:`bootstrap_fit` when it runs, so they and the interval are of one space (for ``sym`` its
-    self-transfer guard also drops tasks whose self-transfer interval includes zero).
+    self-transfer guard also drops tasks whose self-transfer interval includes zero). ``boot``: the
+    space's :func:`space_bootstrap`, when the caller fits several hypotheses (else it is made here).
     """
     view = VIEW_OF_STATISTIC.get(view, view)
     margins = getattr(space, "pair_margins", None) if estimate == "exact" else None
     row: dict[str, Any] = {}
     if view in TRANSFER_VIEWS and margins is not None:
-        unc = space.uncertainty or {}
-        boot = spaces.bootstrap_transfer(margins, metric=space.metric, n_boot=int(unc.get("n_boot", DEFAULT_BOOTSTRAP)))
+        boot = boot if boot is not None else space_bootstrap(space)
         fi = spaces.bootstrap_fit(boot, H, how=view, n_permutations=n_permutations, seed=seed)  # type: ignore[arg-type]
         row.update(fi.fit.as_dict())
         for name, ci in (("spearman", fi.spearman_ci), ("wmb", fi.wmb_ci), ("ari", fi.ari_ci)):
