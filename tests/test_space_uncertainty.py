@@ -257,6 +257,9 @@ def test_views_show_badge_hover_interval_and_whiskers(run: dict, monkeypatch: py
     assert any("of a possible" in m.value for m in at.markdown)
     assert charts(at) >= 1
 
+    at = ok(page("tree", matrix="profile", level="category"))
+    assert any("95% bootstrap interval over eval pairs [" in c.value for c in at.caption)
+
 
 def test_run_page_switch_writes_tuning_halves_and_refuses_first_order(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     from streamlit.testing.v1 import AppTest
