@@ -14,6 +14,7 @@ import pandas as pd
 import taskspace_core
 from precompute.runner import Plan, iter_spaces
 from taskspace_core import methods, spaces
+from taskspace_core import space_uncertainty as unc
 from taskspace_core.pairfiles import safe_csv_frame
 from taskspace_core.results import SpaceResult, symmetric_views
 from taskspace_core.store import Store
@@ -28,13 +29,14 @@ def _matrix_csv(path: Path, M: np.ndarray, names: list[str]) -> None:
 
 
 def space_statistics(space: SpaceResult, n_permutations: int = 9999, seed: int = 0) -> list[dict]:
-    """Fit of every symmetric view to every hypothesis level (METHODS s6)."""
+    """Fit of every symmetric view to every hypothesis level (METHODS s6), with the bootstrap intervals
+    (``*_ci_lo`` / ``*_ci_hi``) and noise ceiling of the transfer views (see :func:`space_uncertainty.fit_row`)."""
     rows = []
+    boot = unc.space_bootstrap(space)  # once: every transfer view and level fits the same resamples
     for view, S in symmetric_views(space).items():
         for level in space.levels():
             H = spaces.HypothesisSpace.from_labels(level, space.names, space.labels(level))
-            fit = spaces.fit_hypothesis(S, H, n_permutations=n_permutations, seed=seed)
-            rows.append({"view": view, **fit.as_dict()})
+            rows.append({"view": view, **unc.fit_row(space, view, S, H, n_permutations, seed=seed, boot=boot)})
     return rows
 
 
@@ -55,6 +57,9 @@ def export_space(space: SpaceResult, out: Path, n_permutations: int) -> dict:
     tasks = pd.DataFrame([{**t.tags, **{k: getattr(t, k) for k in ("name", "category", "field")}} for t in space.tasks])
     for metric, values in space.eval1.items():
         tasks[f"base_{metric}"] = values
+        iv = unc.base_interval(space, metric)
+        if iv is not None:
+            tasks[f"base_{metric}_lo"], tasks[f"base_{metric}_hi"] = iv
     cats = space.labels("category")
     T = space.T if space.T is not None else space.T_first_order
     summary: dict = {"model": space.model.label, "n_tasks": len(names), "n_eval_pairs": space.n_eval_pairs}
@@ -62,6 +67,15 @@ def export_space(space: SpaceResult, out: Path, n_permutations: int) -> dict:
         tasks["generalisation"] = spaces.generalisation_scores(T, cats)
         summary["generalisation"] = spaces.model_generalisation(T, cats)  # ratio of means, guarded
         summary["generalisation_detail"] = spaces.generalisation(T, cats).as_dict()
+    if space.T is not None and (cells := unc.t_interval_frame(space, space.T)) is not None:
+        safe_csv_frame(cells).to_csv(out / "T_intervals.csv", index=False, float_format="%.6g")
+        files.append("T_intervals.csv")
+    rel = unc.reliability_rows(space)
+    if rel:
+        safe_csv_frame(pd.DataFrame(rel)).to_csv(out / "reliability.csv", index=False)
+        files.append("reliability.csv")
+    summary["reliability"] = rel
+    summary["uncertainty_note"] = (space.uncertainty or {}).get("note", "")
     if space.lift_per_tensor is not None:
         d = spaces.distributedness(space.lift_per_tensor, cats)
         summary["distributedness"] = d.as_dict()

@@ -297,6 +297,7 @@ def assemble_space(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel 
     for method in registry.active(plan.config.methods, pcfg):
         for name, value in method.assemble(asm).items():
             (out if name in extras else matrices)[name] = value
+    out["uncertainty"] = _uncertainty(asm, out)
     n_params = 0
     if loaded is not None:
         from taskspace_core.models import describe
@@ -319,6 +320,20 @@ def assemble_space(mp: ModelPlan, plan: Plan, store: Store, loaded: LoadedModel 
     )
     save_space(store, mp.space_key, space)
     return space
+
+
+def _uncertainty(asm: Assembly, fields_out: dict[str, Any]) -> dict[str, Any] | None:
+    """Intervals and reliabilities of the space from its per-pair margins (no model time; METHODS s6)."""
+    from taskspace_core.space_uncertainty import compute_uncertainty
+
+    base = asm.values.get("base", {})
+    margins = [base[t].get("margins") for t in asm.names]
+    return compute_uncertainty(
+        None if any(m is None for m in margins) else margins,
+        fields_out.get("pair_margins"),
+        asm.pcfg.metric,
+        fields_out.get("tuning_margins"),
+    )
 
 
 def iter_spaces(plan: Plan, store: Store) -> Iterator[SpaceResult]:

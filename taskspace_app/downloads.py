@@ -103,3 +103,16 @@ def _png_button(fig: go.Figure, name: str, key: str) -> None:
 
 def matrix_frame(M: Any, names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(M, index=list(names), columns=list(names))
+
+
+def table_download(df: pd.DataFrame, label: str, name: str, key: str) -> None:
+    """One formula-safe CSV download of a table (e.g. every T cell with its 95% interval)."""
+    st.download_button(
+        label,
+        icon=":material/download:",
+        data=csv_bytes(df),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+    )

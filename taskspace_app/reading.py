@@ -165,7 +165,10 @@ def fit(
     n_perm: int,
     custom: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
 ) -> dict[str, Any]:
-    """Fit statistics of one space to one hypothesis level (or a custom matrix), as a dict."""
+    """Fit statistics of one space to one hypothesis level (or a custom matrix), as a dict; for the transfer
+    views of an exact run with 95% bootstrap intervals and the noise ceiling (:func:`space_uncertainty.fit_row`)."""
+    from taskspace_core.space_uncertainty import fit_row
+
     sp = _load(directory, key, created)
     assert sp is not None
     S, _ = _matrix(directory, key, created, which, estimate)
@@ -179,7 +182,7 @@ def fit(
         )
     else:
         H = spaces.HypothesisSpace.from_labels(level, sp.names, sp.labels(level))
-    return spaces.fit_hypothesis(S, H, n_permutations=n_perm, seed=0).as_dict()
+    return fit_row(sp, which, S, H, n_perm, seed=0, estimate=estimate)
 
 
 def fit_for(rec: dict[str, Any], which: str, estimate: str, level: str, n_perm: int, custom: Any = None) -> dict:

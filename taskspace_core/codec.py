@@ -10,7 +10,9 @@ make it import or call anything but the constructors of the registered dataclass
 Tags in the tree are JSON objects with a ``"$"`` member (any other dict is a plain object):
 ``t`` tuple, ``d`` dict that itself has a ``"$"`` key, ``kv`` dict with non-str keys,
 ``f`` non-finite float, ``a`` array, ``s`` NumPy bool/int/float scalar (inline), ``a0``
-other NumPy scalar (a 0-d array), ``c`` dataclass.
+other NumPy scalar (a 0-d array), ``c`` dataclass, ``ta`` tuple of 1-D arrays of one dtype
+(one member, concatenated, with their lengths: per-pair margins are thousands of small
+arrays, and a member each made a 67-task space several times slower to read).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _ALLOWED: dict[str, str] = {
     "TaskInfo": "taskspace_core.results:TaskInfo",
     "ModelInfo": "taskspace_core.results:ModelInfo",
     "FTGDResult": "taskspace_core.ftgd:FTGDResult",
+    "PairMargins": "taskspace_core.spaces.uncertainty:PairMargins",
 }
 _RESOLVED: dict[str, type] = {}
 _SCALAR_KINDS = "biuf"  # NumPy scalars stored inline in the JSON tree
@@ -84,6 +87,8 @@ class _Encoder:
         if t is list:
             return [self.tree(x) for x in v]
         if t is tuple:
+            if len(v) > 1 and all(type(x) is np.ndarray and x.ndim == 1 and x.dtype == v[0].dtype for x in v):
+                return {**self.array("ta", np.concatenate(v)), "n": [len(x) for x in v]}
             return {"$": "t", "v": [self.tree(x) for x in v]}
         if t is dict:
             if all(type(k) is str for k in v):
@@ -140,6 +145,11 @@ class _Decoder:
             if dt.kind not in _SCALAR_KINDS:
                 raise CodecError(f"bad scalar type {dt}")
             return dt.type(self.tree(body))
+        if tag == "ta":
+            a, sizes = self.archive[f"a{int(body)}"], v.get("n")
+            if not isinstance(sizes, list) or any(type(k) is not int or k < 0 for k in sizes) or sum(sizes) != a.size:
+                raise CodecError("bad lengths of a tuple of arrays")
+            return tuple(np.split(a, np.cumsum(sizes)[:-1]))
         if tag in ("a", "a0"):
             a = self.archive[f"a{int(body)}"]
             return a[()] if tag == "a0" else a

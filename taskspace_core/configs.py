@@ -150,6 +150,7 @@ class ProbeConfig:
     n_eval: int = DEFAULT_EVAL
     metric: str = "mean_margin"  # mean_margin | accuracy
     transfer: str = "exact"  # exact | first_order
+    tuning_halves: bool = False  # also tune on two halves of each tune split: tuning-noise reliability
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     ftgd: FTGDConfig = field(default_factory=FTGDConfig)
 
@@ -160,6 +161,10 @@ class ProbeConfig:
             raise ProbeError(f"transfer must be 'exact' or 'first_order', not '{self.transfer}'")
         if self.n_tune < 1 or self.n_eval < 1:
             raise ProbeError("n_tune and n_eval must be at least 1")
+        if not isinstance(self.tuning_halves, bool):
+            raise ProbeError(f"tuning_halves must be true or false, not {self.tuning_halves!r}")
+        if self.tuning_halves and self.transfer != "exact":
+            raise ProbeError("tuning_halves needs transfer: exact (the first-order estimate has no per-pair values)")
 
     def key(self) -> dict[str, Any]:
         """The whole config (for the assembled space's key)."""
@@ -172,6 +177,7 @@ class ProbeConfig:
             "transfer": self.transfer,
             "scoring": self.scoring.key(),
             "ftgd": self.ftgd.key(),
+            **({"tuning_halves": True} if self.tuning_halves else {}),  # off: keys of earlier spaces unchanged
         }
 
     def split_key(self) -> dict[str, Any]:

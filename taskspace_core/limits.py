@@ -262,11 +262,14 @@ def check_models(models: Iterable[tuple[str, str | None]], kind: str, server: bo
     return errors, contexts
 
 
-def count_units(n_tasks: int, n_models: int, methods: Sequence[str], transfer: str) -> int:
-    """Units a plan will hold, counted before any key is built: base + ftgd, then N^2 transfer or N egrad."""
+def count_units(n_tasks: int, n_models: int, methods: Sequence[str], transfer: str, tuning_halves: bool = False) -> int:
+    """Units a plan will hold, counted before any key is built: base + ftgd, then N^2 transfer or N egrad
+    (and with ``tuning_halves`` two more ftgd and N^2 transfers on the halves of each tune split)."""
     per = 2 * n_tasks
     if "transfer" in methods:
         per += n_tasks if transfer == "first_order" else n_tasks * n_tasks
+        if tuning_halves and transfer != "first_order":
+            per += 2 * (n_tasks + n_tasks * n_tasks)
     return per * n_models
 
 
@@ -286,7 +289,9 @@ def _sentence_errors(tasks: Iterable[Any], lim: Limits, kind: str, context: int 
     return []
 
 
-def check_tasks(tasks: Sequence[Any], n_models: int, methods: Sequence[str], transfer: str, kind: str) -> list[str]:
+def check_tasks(
+    tasks: Sequence[Any], n_models: int, methods: Sequence[str], transfer: str, kind: str, tuning_halves: bool = False
+) -> list[str]:
     """Refusals for the task set: number of tasks, pairs per task, units of the plan."""
     lim = load_limits(kind)
     errors = []
@@ -296,7 +301,7 @@ def check_tasks(tasks: Sequence[Any], n_models: int, methods: Sequence[str], tra
     if big is not None:
         detail = f"task '{big.name}' has {len(big.pairs):,} pairs"
         errors.append(refusal("max_pairs_per_task", kind, detail, lim.max_pairs_per_task))
-    units = count_units(len(tasks), n_models, methods, transfer)
+    units = count_units(len(tasks), n_models, methods, transfer, tuning_halves)
     if units > lim.max_units:
         detail = f"this plan has {units:,} units ({n_models} model(s) x {len(tasks):,} tasks)"
         errors.append(refusal("max_units", kind, detail, lim.max_units))
@@ -310,7 +315,8 @@ def check_plan(cfg: Any, tasks: Sequence[Any], server: bool | None = None) -> No
     kind = device_kind(specs[0].device if specs else "auto")
     errors, contexts = check_models(dict.fromkeys((s.name_or_path, s.revision) for s in specs), kind, server)
     transfer = str((cfg.probe or {}).get("transfer", "exact"))
-    errors += check_tasks(tasks, len(specs), cfg.methods, transfer, kind)
+    halves = (cfg.probe or {}).get("tuning_halves") is True
+    errors += check_tasks(tasks, len(specs), cfg.methods, transfer, kind, halves)
     if not errors:
         errors += _sentence_errors(tasks, load_limits(kind), kind, min(contexts) if contexts else None)
     if errors:

@@ -56,11 +56,28 @@ def base_unit(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, An
     return _score(loaded, task, cfg)
 
 
-def ftgd_unit(loaded: LoadedModel, task: Task, cfg: ProbeConfig, progress: Progress | None = None) -> FTGDResult:
-    """FTGD on the task's tune split; ``progress(1)`` per step (``cfg.ftgd.steps + 1`` calls)."""
+TUNE_HALVES = (1, 2)
+
+
+def tune_half(task: Task, cfg: ProbeConfig, half: int) -> tuple:
+    """Half 1 or 2 of the task's tune split: disjoint, each ``len(tune) // 2`` pairs (split order is hashed)."""
+    if half not in TUNE_HALVES:
+        raise ProbeError(f"half must be 1 or 2, not {half!r}")
+    tune = task.split(cfg.n_tune, cfg.n_eval)[0]
+    k = len(tune) // 2
+    if k < 1:
+        raise ProbeError(f"task '{task.name}' has {len(tune)} tune pair(s); two halves need at least 2")
+    return tune[:k] if half == 1 else tune[k : 2 * k]
+
+
+def ftgd_unit(
+    loaded: LoadedModel, task: Task, cfg: ProbeConfig, progress: Progress | None = None, half: int | None = None
+) -> FTGDResult:
+    """FTGD on the task's tune split (or on half 1 or 2 of it, see :func:`tune_half`);
+    ``progress(1)`` per step (``cfg.ftgd.steps + 1`` calls)."""
     if ftgd_mod.any_applied(loaded):
         raise ProbeError("ftgd_unit must start from the untuned model, but an FTGD update is applied")
-    tune = task.split(cfg.n_tune, cfg.n_eval)[0]
+    tune = task.split(cfg.n_tune, cfg.n_eval)[0] if half is None else tune_half(task, cfg, half)
     if not tune:
         raise ProbeError(f"task '{task.name}' has too few pairs for a tune split (it has {len(task)})")
     result = ftgd_mod.run_ftgd(loaded, tune, cfg.ftgd, progress)

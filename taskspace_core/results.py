@@ -18,6 +18,7 @@ from taskspace_core.records import SpaceRecord
 from taskspace_core.store import Store, canonical, make_key
 
 if TYPE_CHECKING:
+    from taskspace_core.spaces import PairMargins
     from taskspace_core.tasks import TaskSet
 
 
@@ -79,6 +80,10 @@ class SpaceResult:
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # task -> {step, accuracy, mean_margin}
     n_eval_pairs: int = 0
     created: float = 0.0
+    # uncertainty (METHODS s6; None in spaces stored before it, and in first-order runs for the margins):
+    pair_margins: PairMargins | None = None  # per-pair base and tuned margins of the eval pairs (exact transfer)
+    tuning_margins: tuple[PairMargins, PairMargins] | None = None  # the two half tunings (probe.tuning_halves)
+    uncertainty: dict[str, Any] | None = None  # intervals and reliabilities (taskspace_core.space_uncertainty)
 
     def __init__(
         self,
@@ -95,6 +100,9 @@ class SpaceResult:
         lm_loss_change: dict[str, float] | None = None,
         n_eval_pairs: int = 0,
         created: float = 0.0,
+        pair_margins: PairMargins | None = None,
+        tuning_margins: tuple[PairMargins, PairMargins] | None = None,
+        uncertainty: dict[str, Any] | None = None,
         **legacy: np.ndarray | None,
     ) -> None:
         unknown = sorted(set(legacy) - set(LEGACY_MATRICES))
@@ -103,7 +111,8 @@ class SpaceResult:
         mats = {k: v for k, v in {**(matrices or {}), **legacy}.items() if v is not None}
         values = dict(model=model, taskset=taskset, series=series, tasks=tuple(tasks), config=config, metric=metric,
                       eval1=eval1, matrices=mats, mask_distribution=mask_distribution or {}, curves=curves or {},
-                      lm_loss_change=lm_loss_change or {}, n_eval_pairs=n_eval_pairs, created=created)  # fmt: skip
+                      lm_loss_change=lm_loss_change or {}, n_eval_pairs=n_eval_pairs, created=created,
+                      pair_margins=pair_margins, tuning_margins=tuning_margins, uncertainty=uncertainty)  # fmt: skip
         for k, v in values.items():
             object.__setattr__(self, k, v)
 

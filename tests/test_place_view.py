@@ -150,18 +150,12 @@ def test_place_view_shows_intervals_when_the_run_stored_pair_margins(
     T0, _ = spaces.transfer_replicates(margins, "profile", n_boot=1)
     ext.matrices.update(T=T0)
     ext.matrices.pop("T_first_order")
+    object.__setattr__(ext, "pair_margins", margins)  # a SpaceResult field: stored and read back by the codec
     key = space_key(ext.model.fingerprint, ext.model.revision, "ext2", "cfg")
     with Store(ext_cache) as store:
         save_space(store, key, ext)
+        assert isinstance(load_space(store, key).pair_margins, spaces.PairMargins)
 
-    def load_with_margins(store: Store, k: str) -> SpaceResult | None:
-        # the store keeps SpaceResult fields only; until pair_margins is one, attach it on load
-        sp = load_space(store, k)
-        if sp is not None and k == key:
-            object.__setattr__(sp, "pair_margins", margins)
-        return sp
-
-    monkeypatch.setattr("taskspace_app.reading.load_space", load_with_margins)
     at = ok(page("place", series="synthetic|synthetic-8", model="smollm2-360m@step2000", rev="step2000"))
     cats_df = at.dataframe[0].value.set_index("task space")
     profile = cats_df.loc[[i for i in cats_df.index if i.startswith("profile")][0]]

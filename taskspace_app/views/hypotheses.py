@@ -7,6 +7,7 @@ import streamlit as st
 
 from taskspace_app import downloads, pickers, reading, widgets
 from taskspace_core import plots, spaces
+from taskspace_core import space_uncertainty as unc
 
 st.title("Hypotheses")
 series, ref = pickers.pick_series_reference()
@@ -43,7 +44,7 @@ if upload is not None:
     except (spaces.SpaceError, ValueError, UnicodeDecodeError) as exc:
         st.error(f"The matrix was not used: {widgets.md(str(exc))}")
 
-rows = []
+rows, sentences = [], []
 with st.spinner("testing hypotheses…"):
     for r in series.records:
         sp = reading.load(r)
@@ -64,6 +65,8 @@ with st.spinner("testing hypotheses…"):
                     "eval pairs per task": sp.n_eval_pairs,
                 }
             )
+            if (sp.model.fingerprint, sp.model.revision) == (ref.model.fingerprint, ref.model.revision):
+                sentences.append(unc.fit_sentence(rows[-1], stat))
 if not rows:
     st.info("Choose at least one hypothesis level (or upload a matrix).")
     st.stop()
@@ -75,6 +78,12 @@ st.caption(
 )
 fig = plots.fit_bars(fits, stat=stat, p_col=p_col, title=f"{stat} of {reading.MATRICES[which][0]} per model")
 st.plotly_chart(fig, width="stretch", key="hyp_bars")
+if sentences:
+    st.markdown(f"**{widgets.md(ref.model.label)}**: " + widgets.md("; ".join(sentences) + "."))
+    st.caption(
+        "Whiskers: 95% bootstrap interval over eval pairs; the possible maximum is the space's split-half "
+        "reliability (noise ceiling, Spearman-Brown corrected)."
+    )
 downloads.downloads(fig, fits, f"taskspace_hypotheses_{which}", "hyp")
 st.dataframe(fits.round(4), hide_index=True, width="stretch")
 

@@ -143,6 +143,14 @@ with st.expander("Switches", expanded=False):
     device = c3.selectbox("Device", devices, devices.index(DEFAULT.get("device", "auto")), key="device")
     dtype = c4.selectbox("Dtype", dtypes, dtypes.index(DEFAULT.get("dtype", "auto")), key="dtype")
     box.update({"ftgd.mask_fraction": c1, "scoring": c2, "scoring.reduction": c2, "dtype": c4})
+    halves = c1.toggle(
+        "Tuning-noise reliability",
+        bool(PROBE.get("tuning_halves", False)),
+        key="tuning_halves",
+        help="Also tune each task on the two halves of its tune split (2N more tunings, 2N² more transfers): "
+        "the noise ceiling then counts tuning noise as well as eval noise.",
+    )
+    box["probe.tuning_halves"] = c1
 c1, c2 = st.columns(2)
 cfg_name = c1.text_input("Run name", value="my-run", key="cfg_name")
 series = c2.text_input("Series (groups models in the size/checkpoint views)", value="my-series", key="cfg_series")
@@ -153,7 +161,13 @@ config = {
     "models": models,
     "tasks": tasks,
     "methods": methods_on,
-    "probe": {"n_tune": int(n_tune), "n_eval": int(n_eval), "metric": metric, "transfer": transfer},
+    "probe": {
+        "n_tune": int(n_tune),
+        "n_eval": int(n_eval),
+        "metric": metric,
+        "transfer": transfer,
+        **({"tuning_halves": True} if halves else {}),
+    },
     "scoring": {"reduction": reduction},
     "ftgd": {
         **{k: v for k, v in FTGD.items() if k not in ("steps", "lr", "mask_pairs", "batch_size", "mask_fraction")},

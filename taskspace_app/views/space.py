@@ -8,6 +8,7 @@ import streamlit as st
 
 from taskspace_app import downloads, pickers, reading, widgets
 from taskspace_core import plots, spaces
+from taskspace_core import space_uncertainty as unc
 
 st.title("Task space")
 series, rec, sp = pickers.pick_space()
@@ -47,6 +48,12 @@ sub = f"{len(sp.tasks)} tasks · {sp.n_eval_pairs} eval pairs per task · metric
 if reading.uses_estimate(which):
     sub += f" · transfer: {est_label}"
 st.caption(widgets.md(sub))
+exact = est_label == "exact"
+rel_view = which if which in unc.TRANSFER_VIEWS else "profile" if which == "T" else ""
+badge = unc.reliability_badge(sp, rel_view) if exact and rel_view else ""
+if badge:
+    st.badge(badge + (" · of profile similarity" if which == "T" else ""), icon=":material/verified:", color="blue")
+intervals = unc.t_interval(sp) if which == "T" and exact else None
 
 fig = plots.task_heatmap(
     M,
@@ -58,10 +65,25 @@ fig = plots.task_heatmap(
     order=order,
     examples=[(t.example_good, t.example_bad) for t in sp.tasks],
     clip_diagonal=clip,
+    intervals=intervals,
+    interval_note=unc.NO_PER_PAIR_T if which == "T" and not exact else "",
 )
 st.plotly_chart(fig, width="stretch", key="space_heatmap")
 df = downloads.matrix_frame(M, sp.names)
 downloads.downloads(fig, df, f"taskspace_{which}_{reading.model_name(rec)}", "space", index=True)
+if intervals is not None:
+    cells = unc.t_interval_frame(sp, M)
+    downloads.table_download(
+        cells, "T with 95% intervals (CSV)", f"taskspace_T_intervals_{reading.model_name(rec)}", "space_iv"
+    )
+
+base_iv = unc.base_interval(sp, sp.metric)
+if base_iv is not None:
+    fig_b = plots.base_bars(
+        sp.names, sp.eval1[sp.metric], low=base_iv[0], high=base_iv[1], metric=sp.metric,
+        title=f"Base-model {sp.metric} per task (95% bootstrap interval over eval pairs)",
+    )  # fmt: skip
+    st.plotly_chart(fig_b, width="stretch", key="space_base")
 
 with st.expander("Tasks in this space"):
     rows = pd.DataFrame(

@@ -41,6 +41,10 @@ with right:
     ari = stats["ari"]
     st.metric(f"ARI vs {widgets.md(level)}", "n/a" if math.isnan(ari) else f"{ari:.3f}")
     st.caption(widgets.md(stats.get("ari_note") or f"ARI permutation p = {stats.get('ari_p', float('nan')):.3g}"))
+    for stat, name in (("ari", "ARI"), ("spearman", "Spearman ρ")):
+        lo, hi = stats.get(f"{stat}_ci_lo", math.nan), stats.get(f"{stat}_ci_hi", math.nan)
+        if math.isfinite(lo) and math.isfinite(hi):
+            st.caption(f"{name}: 95% bootstrap interval over eval pairs [{lo:.3f}, {hi:.3f}]")
     st.caption(
         f"Average-linkage clusters of 1 - S cut at {n_labels} clusters (the number of {widgets.md(level)} labels), "
         "compared with the labels by the adjusted Rand index: 1 = identical grouping, 0 = chance."

@@ -42,6 +42,7 @@ BUILTIN = (
     "gradient_cosine",
     "mask_overlap",
     "representation",
+    "tuning_halves",
 )
 for _name in BUILTIN:
     importlib.import_module(f"{__name__}.{_name}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from taskspace_core.methods.registry import (
     Assembly,
+    Compute,
     MatrixView,
     Method,
     Unit,
@@ -26,25 +27,32 @@ from taskspace_core.methods.registry import (
 FIELDS = ("T", "T_first_order")  # every estimate of the transfer family feeds the views below
 
 
-def _compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:
-    """Apply each tuned task's update once and score every missing evaluated task under it."""
-    from taskspace_core.ftgd import applied
-    from taskspace_core.probing import transfer_unit
+def transfer_compute(ftgd_kind: str) -> Compute:
+    """Compute function of a transfer kind over the updates of ``ftgd_kind`` (also the tuning halves')."""
 
-    rows: dict[str, list[Unit]] = {}
-    for u in units:
-        rows.setdefault(u.task, []).append(u)
-    for tuned, row in rows.items():
-        result = ctx.value_of("ftgd", tuned)
-        with applied(ctx.loaded, result):
-            for u in row:
-                yield u, transfer_unit(ctx.loaded, result, ctx.tasks[u.other], ctx.pcfg)
+    def compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:
+        """Apply each tuned task's update once and score every missing evaluated task under it."""
+        from taskspace_core.ftgd import applied
+        from taskspace_core.probing import transfer_unit
+
+        rows: dict[str, list[Unit]] = {}
+        for u in units:
+            rows.setdefault(u.task, []).append(u)
+        for tuned, row in rows.items():
+            result = ctx.value_of(ftgd_kind, tuned)
+            with applied(ctx.loaded, result):
+                for u in row:
+                    yield u, transfer_unit(ctx.loaded, result, ctx.tasks[u.other], ctx.pcfg)
+
+    return compute
 
 
 def _assemble(asm: Assembly) -> dict[str, Any]:
     from taskspace_core.probing import assemble
+    from taskspace_core.space_uncertainty import pair_margins
 
-    return {"T": assemble(asm.tasks, asm.values["base"], {}, asm.values["transfer"], asm.pcfg)["T"]}
+    T = assemble(asm.tasks, asm.values["base"], {}, asm.values["transfer"], asm.pcfg)["T"]
+    return {"T": T, "pair_margins": pair_margins(asm.names, asm.values["base"], asm.values["transfer"])}
 
 
 def _symmetric(how: str):
@@ -62,7 +70,9 @@ def _raw(space: Any, estimate: str) -> np.ndarray | None:
 
 
 TRANSFER = register_kind(
-    UnitKind("transfer", "pair", lambda p: p.unit_key("transfer"), _compute, needs=("ftgd",), seconds=2.5)
+    UnitKind(
+        "transfer", "pair", lambda p: p.unit_key("transfer"), transfer_compute("ftgd"), needs=("ftgd",), seconds=2.5
+    )
 )
 register(
     Method(

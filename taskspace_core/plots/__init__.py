@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from taskspace_core.plots.heatmaps import mask_location_figure, small_multiples, task_heatmap
 from taskspace_core.plots.maps import embedding_figure
-from taskspace_core.plots.statistics import fit_bars, learning_curves, series_lines
+from taskspace_core.plots.statistics import base_bars, fit_bars, learning_curves, series_lines
 from taskspace_core.plots.style import DIVERGING, SEQUENTIAL, category_colors, esc
 from taskspace_core.plots.tokens import surprisal_figure
 from taskspace_core.plots.trees import dendrogram_figure
@@ -18,6 +18,7 @@ from taskspace_core.plots.trees import dendrogram_figure
 __all__ = [
     "DIVERGING",
     "SEQUENTIAL",
+    "base_bars",
     "category_colors",
     "dendrogram_figure",
     "embedding_figure",

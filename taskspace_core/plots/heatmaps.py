@@ -22,8 +22,13 @@ def task_heatmap(
     order: Sequence[int] | None = None,
     examples: Sequence[tuple[str, str]] | None = None,
     clip_diagonal: bool = False,
+    intervals: tuple[np.ndarray, np.ndarray] | None = None,
+    interval_note: str = "",
 ) -> go.Figure:
     """Heatmap of an N x N task matrix with category colour bands on both axes.
+
+    ``intervals`` (low, high; N x N, file order) put each cell's 95% interval in its hover;
+    without them, ``interval_note`` says there why (e.g. a first-order estimate).
 
     ``order`` reorders rows and columns (e.g. by clustering). ``diverging`` centres the
     colour scale at 0; ``clip_diagonal`` sets the colour range from off-diagonal values
@@ -46,6 +51,11 @@ def task_heatmap(
         return f"<b>{nm[i]}</b> ({esc(cats[i])}){pair}"
 
     text = [[f"row: {hov(i)}<br>col: {hov(j)}" for j in range(n)] for i in range(n)]
+    if intervals is not None:
+        lo, hi = (np.asarray(x, dtype=float)[np.ix_(idx, idx)] for x in intervals)
+        extra = [[f"<br>95% interval [{lo[i, j]:.3f}, {hi[i, j]:.3f}]" for j in range(n)] for i in range(n)]
+    else:
+        extra = [[f"<br>{esc(interval_note)}" if interval_note else ""] * n for _ in range(n)]
     fig = make_subplots(
         rows=2,
         cols=2,
@@ -62,7 +72,8 @@ def task_heatmap(
         x=nm,
         y=nm,
         text=text,
-        hovertemplate="%{text}<br><b>" + esc(value_label) + " = %{z:.3f}</b><extra></extra>",
+        customdata=extra,
+        hovertemplate="%{text}<br><b>" + esc(value_label) + " = %{z:.3f}</b>%{customdata}<extra></extra>",
         colorscale=DIVERGING if diverging else SEQUENTIAL,
         zmid=0 if diverging else None,
         zmin=-zmax if diverging else (None if not clip_diagonal else float(np.nanmin(A))),

@@ -73,6 +73,7 @@ def fit_bars(df: pd.DataFrame, *, stat: str = "spearman", p_col: str = "mantel_p
                 y=sub[stat],
                 name=esc(lev),
                 marker_color=col,
+                error_y=_whiskers(sub, stat),
                 text=[f"p={v:.3g}" if np.isfinite(v) else "" for v in p],
                 textposition="outside",
                 customdata=np.stack([p.to_numpy(), sub["n_tasks"].to_numpy()], axis=1),
@@ -86,6 +87,52 @@ def fit_bars(df: pd.DataFrame, *, stat: str = "spearman", p_col: str = "mantel_p
         yaxis_title=esc(stat),
         height=440,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return fig
+
+
+def _whiskers(df: pd.DataFrame, col: str) -> dict | None:
+    """Asymmetric error bars from ``{col}_ci_lo`` / ``{col}_ci_hi`` (``within_minus_between``: ``wmb_``)."""
+    stem = {"within_minus_between": "wmb"}.get(col, col)
+    lo, hi = f"{stem}_ci_lo", f"{stem}_ci_hi"
+    if lo not in df or hi not in df or not np.isfinite(df[[lo, hi]].to_numpy(dtype=float)).any():
+        return None
+    y = df[col].to_numpy(dtype=float)
+    up = np.nan_to_num(df[hi].to_numpy(dtype=float) - y, nan=0.0).clip(min=0)
+    down = np.nan_to_num(y - df[lo].to_numpy(dtype=float), nan=0.0).clip(min=0)
+    return {"type": "data", "symmetric": False, "array": up.tolist(), "arrayminus": down.tolist(), "color": "#444"}
+
+
+def base_bars(
+    names: Sequence[str],
+    values: np.ndarray,
+    *,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    metric: str = "accuracy",
+    title: str = "",
+) -> go.Figure:
+    """Bars of each task's base-model metric, with 95% interval whiskers when given."""
+    v = np.asarray(values, dtype=float)
+    df = pd.DataFrame({"value": v})
+    if low is not None and high is not None:
+        df["value_ci_lo"], df["value_ci_hi"] = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    custom = df.reindex(columns=["value_ci_lo", "value_ci_hi"]).to_numpy(dtype=float)
+    fig = go.Figure(
+        go.Bar(
+            x=[esc(n) for n in names],
+            y=v,
+            marker_color="#4c78a8",
+            error_y=_whiskers(df, "value"),
+            customdata=custom,
+            hovertemplate="%{x}<br>" + esc(metric) + " %{y:.3f}<br>95% interval [%{customdata[0]:.3f}, "
+            "%{customdata[1]:.3f}]<extra></extra>",
+        )
+    )
+    if metric == "accuracy":
+        fig.add_hline(y=0.5, line={"color": "#999", "dash": "dot"})  # chance
+    fig.update_layout(
+        title=esc(title), yaxis_title=esc(metric), height=380, margin={"l": 10, "r": 10, "t": 50, "b": 10}
     )
     return fig
 
