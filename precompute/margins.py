@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from taskspace_core.configs import ConfigError, parse_config
 from taskspace_core.results import SpaceResult
+from taskspace_core.space_uncertainty import pair_margins
 from taskspace_core.spaces import PairMargins, SpaceError
 from taskspace_core.store import Store
 
@@ -50,10 +51,5 @@ def plan_margins(mp: ModelPlan, names: Sequence[str], store: Store) -> tuple[Pai
             (base if u.kind == "base" else tuned)[u.task if u.kind == "base" else (u.task, u.other)] = value
     if set(base) != set(names) or len(tuned) != len(names) ** 2:
         return None, "the run has no exact transfer units for every pair of tasks"
-    try:
-        margins = PairMargins.from_arrays(
-            [base[t]["margins"] for t in names], [[tuned[(i, j)]["margins"] for j in names] for i in names]
-        )
-    except SpaceError as exc:
-        return None, str(exc)
-    return margins, ""
+    margins = pair_margins(names, base, tuned)  # the same construction as the runner's at assembly
+    return (margins, "") if margins is not None else (None, "its units give too few eval pairs for an interval")
