@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from taskspace_app import auth
+from taskspace_app import auth, reading
 from taskspace_app.jobs_panel import promote_waiting
 
 st.set_page_config(page_title="taskspace", page_icon=":material/explore:", layout="wide")
@@ -37,5 +37,6 @@ PAGES = [
     st.Page(VIEWS + "inspect.py", title="Pair inspector", icon=":material/manage_search:", url_path="inspect"),
 ]
 
+reading.start_background()  # statistics worker and UMAP warm-up, off the request path
 promote_waiting()  # any page load starts queued jobs if a runner is free (a runner killed hard cannot)
 st.navigation(PAGES).run()

@@ -8,14 +8,17 @@ background job just wrote appear within seconds.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
+from taskspace_app.background import Background, stat_key
 from taskspace_core import methods, spaces
 from taskspace_core.paths import cache_dir
 from taskspace_core.records import SpaceRecord
@@ -154,11 +157,19 @@ def matrix(rec: dict[str, Any], which: str, estimate: str = "exact") -> tuple[np
     return _matrix(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate)
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
-def fit(
-    directory: str,
-    key: str,
-    created: float,
+def _hypothesis(sp: SpaceResult, level: str, custom: tuple[tuple[str, ...], tuple[float, ...]] | None) -> Any:
+    if custom is None:
+        return spaces.HypothesisSpace.from_labels(level, sp.names, sp.labels(level))
+    import pandas as pd
+
+    names, flat = custom
+    n = len(names)
+    frame = pd.DataFrame(np.array(flat).reshape(n, n), index=list(names), columns=list(names))
+    return spaces.HypothesisSpace.from_matrix(frame, sp.names, "uploaded")[0]
+
+
+def fit_for(
+    rec: dict[str, Any],
     which: str,
     estimate: str,
     level: str,
@@ -166,60 +177,108 @@ def fit(
     custom: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
 ) -> dict[str, Any]:
     """Fit statistics of one space to one hypothesis level (or a custom matrix), as a dict; for the transfer
-    views of an exact run with 95% bootstrap intervals and the noise ceiling (:func:`space_uncertainty.fit_row`)."""
+    views of an exact run with 95% bootstrap intervals and the noise ceiling (:func:`space_uncertainty.fit_row`).
+
+    Computed once per (space, settings) on the background worker and kept in the store; the
+    first time, a spinner names the permutation test being run."""
     from taskspace_core.space_uncertainty import fit_row
 
+    directory, key, created = cache_path(), rec["key"], float(rec.get("created", 0))
     sp = _load(directory, key, created)
     assert sp is not None
     S, _ = _matrix(directory, key, created, which, estimate)
-    if custom is not None:
-        names, flat = custom
-        n = len(names)
-        import pandas as pd
-
-        H, _ = spaces.HypothesisSpace.from_matrix(
-            pd.DataFrame(np.array(flat).reshape(n, n), index=list(names), columns=list(names)), sp.names, "uploaded"
-        )
-    else:
-        H = spaces.HypothesisSpace.from_labels(level, sp.names, sp.labels(level))
-    return fit_row(sp, which, S, H, n_perm, seed=0, estimate=estimate)
+    H = _hypothesis(sp, level, custom)  # cheap, and raises SpaceError for a bad level here
+    settings = {"which": which, "estimate": estimate, "level": level, "n_perm": n_perm, "custom": custom}
+    fut = background().submit(
+        stat_key(key, created, "fit", **settings),
+        lambda: fit_row(sp, which, S, H, n_perm, seed=0, estimate=estimate),
+        model=model_name(rec),
+        tasks=rec.get("tasks"),
+    )
+    return _wait(fut, f"computing the Mantel test ({n_perm:,} permutations) of {level} on {model_name(rec)}…")
 
 
-def fit_for(rec: dict[str, Any], which: str, estimate: str, level: str, n_perm: int, custom: Any = None) -> dict:
-    return fit(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate, level, n_perm, custom)
+def _embedding(S: np.ndarray, method: str) -> dict[str, Any]:
+    if method == "umap":
+        return background().umap(S)  # in UMAP's own process, where numba has compiled it
+    return {"coords": spaces.mds_embedding(S, seed=0).coords, "note": ""}
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def _layout(directory: str, key: str, created: float, which: str, estimate: str, method: str) -> tuple[np.ndarray, str]:
-    S, _ = _matrix(directory, key, created, which, estimate)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", spaces.SpaceWarning)
-        emb = spaces.umap_embedding(S, seed=0) if method == "umap" else spaces.mds_embedding(S, seed=0)
-    return emb.coords, emb.note
+UMAP_WARMING = (
+    "UMAP is still being compiled (numba, once per server start, about a minute); "
+    "showing MDS until it is ready: choose UMAP again shortly."
+)
 
 
 def layout(rec: dict[str, Any], which: str, estimate: str, method: str) -> tuple[np.ndarray, str]:
-    """2-D layout of a space (MDS or UMAP of D = 1 - S_scaled) and a note if UMAP fell back."""
-    return _layout(cache_path(), rec["key"], float(rec.get("created", 0)), which, estimate, method)
+    """2-D layout of a space (MDS or UMAP of D = 1 - S_scaled) and a note if UMAP fell back.
+
+    Computed once per (space, settings) on the background worker and kept in the store. While
+    UMAP's warm-up runs, a UMAP layout not computed before is shown as MDS with a note."""
+    directory, key, created = cache_path(), rec["key"], float(rec.get("created", 0))
+    bg = background()
+    stat = stat_key(key, created, "layout", which=which, estimate=estimate, method=method)
+    if method == "umap" and bg.umap_warming() and bg.peek(stat) is None:
+        coords, _ = layout(rec, which, estimate, "mds")
+        return coords, UMAP_WARMING
+    S, _ = _matrix(directory, key, created, which, estimate)
+    fut = bg.submit(stat, lambda: _embedding(S, method), model=model_name(rec), tasks=rec.get("tasks"))
+    got = _wait(fut, f"computing the {method.upper()} layout of {model_name(rec)}…")
+    return np.asarray(got["coords"], dtype=float), str(got["note"])
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _headline(directory: str, key: str, created: float) -> dict[str, Any] | None:
+def _headline_value(sp: SpaceResult, store: Store) -> dict[str, Any] | None:
     from precompute.margins import space_margins
     from taskspace_core.headline import category_headline
 
-    sp = _load(directory, key, created)
-    if sp is None:
-        return None
-    found = category_headline(sp, *space_margins(sp, _store(directory)))
+    found = category_headline(sp, *space_margins(sp, store))
     return None if found is None else found.as_dict()
 
 
 def headline(rec: dict[str, Any]) -> str | None:
-    """The one-sentence category result of a space (its bootstrap and reliability are cached), or None."""
+    """The one-sentence category result of a space (computed once on the worker, kept in the store), or None."""
     from taskspace_core.headline import Headline
 
-    found = _headline(cache_path(), rec["key"], float(rec.get("created", 0)))
+    directory, key, created = cache_path(), rec["key"], float(rec.get("created", 0))
+    sp = _load(directory, key, created)
+    if sp is None:
+        return None
+    store = _store(directory)
+    fut = background().submit(
+        stat_key(key, created, "headline"),
+        lambda: _headline_value(sp, store),
+        model=model_name(rec),
+        tasks=rec.get("tasks"),
+    )
+    found = _wait(fut, f"computing the category result of {model_name(rec)} (bootstrap over eval pairs)…")
     if found is None:
         return None
     return Headline(**{**found, "ci": tuple(found["ci"]) if found["ci"] else None}).sentence()
+
+
+# ------------------------------------------------------------------ the background worker
+
+
+@st.cache_resource(show_spinner=False)
+def _background(directory: str) -> Background:
+    return Background(_store(directory))
+
+
+def background() -> Background:
+    """The app's background worker for statistics (one per cache directory and server process)."""
+    return _background(cache_path())
+
+
+def start_background() -> None:
+    """Start the worker and UMAP's numba warm-up (unless ``TASKSPACE_UMAP_WARMUP=0``); cheap after the first call."""
+    bg = background()
+    if os.environ.get("TASKSPACE_UMAP_WARMUP", "1") != "0":
+        bg.warm_umap()
+
+
+def _wait(fut: Future, label: str) -> Any:
+    """The future's value; while it is computed, a spinner says what is being computed."""
+    if not fut.done():
+        with st.spinner(label):
+            return fut.result()
+    return fut.result()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,7 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# UMAP's numba warm-up costs a core for about a minute per app process; tests that need it turn it on
+os.environ.setdefault("TASKSPACE_UMAP_WARMUP", "0")

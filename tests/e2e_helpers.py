@@ -129,3 +129,50 @@ def no_exception(page: object) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']"
     ).first.inner_text()
+
+
+# the analysis views, by sidebar title: (url path, key of the first figure each one draws)
+VIEW_FIGURES = {
+    "Task space": ("space", "space_heatmap"),
+    "Map": ("map", "map_chart"),
+    "Tree": ("tree", "tree_chart"),
+    "Parameter overlap": ("overlap", "overlap_heatmap"),
+    "Hypotheses": ("hypotheses", "hyp_bars"),
+}
+
+
+def _drawn(page: object, key: str, timeout_ms: int) -> None:
+    page.wait_for_selector(f".st-key-{key} .js-plotly-plot .main-svg", state="visible", timeout=timeout_ms)
+
+
+def first_figure_seconds(page: object, title: str, timeout_ms: int = 180_000) -> float:
+    """Seconds from clicking view ``title`` in the sidebar until its first figure is drawn."""
+    link = page.locator("[data-testid='stSidebarNav'] a", has_text=title).first
+    t0 = time.perf_counter()
+    link.click()
+    _drawn(page, VIEW_FIGURES[title][1], timeout_ms)
+    return time.perf_counter() - t0
+
+
+def reload_seconds(page: object, url: str, title: str, timeout_ms: int = 180_000) -> float:
+    """Seconds from opening view ``title`` by its address (a new session: page load, websocket) to its figure."""
+    path, key = VIEW_FIGURES[title]
+    t0 = time.perf_counter()
+    page.goto(f"{url}/{path}")
+    _drawn(page, key, timeout_ms)
+    return time.perf_counter() - t0
+
+
+def view_draw_times(page: object, url: str, rounds: int = 2) -> dict[str, list[float]]:
+    """First-figure times of each analysis view, switching views by the sidebar: round 0 is cold.
+
+    Opens Home first; after each view the script run is let finish, so that one view's
+    leftover work does not count against the next."""
+    page.goto(url)
+    settle(page)
+    times: dict[str, list[float]] = {t: [] for t in VIEW_FIGURES}
+    for _ in range(rounds):
+        for title in VIEW_FIGURES:
+            times[title].append(first_figure_seconds(page, title))
+            settle(page)
+    return times

@@ -55,21 +55,18 @@ if ref is None:
     st.error("This result could not be read from the cache.")
     st.stop()
 names = ref.names
-try:
-    with st.spinner("computing layouts…"):
-        layouts, notes = [], set()
-        for r in chosen:
-            sp = reading.load(r)
-            if sp is None or sp.names != names:
-                st.warning(
-                    f"{widgets.md(reading.model_name(r))} has other tasks than the rest of the series; left out."
-                )
-                continue
-            coords, note = reading.layout(r, which, estimate, method)
-            layouts.append(coords)
-            if note:
-                notes.add(note)
-        aligned = spaces.procrustes_align(layouts) if len(layouts) > 1 else layouts
+try:  # reading.layout names what it computes, the first time, in its own spinner
+    layouts, notes = [], set()
+    for r in chosen:
+        sp = reading.load(r)
+        if sp is None or sp.names != names:
+            st.warning(f"{widgets.md(reading.model_name(r))} has other tasks than the rest of the series; left out.")
+            continue
+        coords, note = reading.layout(r, which, estimate, method)
+        layouts.append(coords)
+        if note:
+            notes.add(note)
+    aligned = spaces.procrustes_align(layouts) if len(layouts) > 1 else layouts
 except spaces.SpaceError as exc:
     st.error(f"No layout: {widgets.md(str(exc))}")
     st.stop()
