@@ -137,8 +137,13 @@ def test_tree_shows_ari(cache: Path) -> None:
 
 def test_overlap_tabs(cache: Path) -> None:
     at = ok(page("overlap", matrix="J"))
-    assert charts(at) == 4  # heatmap, mask location, small multiples, distributedness
-    assert at.selectbox(key="qp_task").value == "anaphor_gender"
+    assert charts(at) == 1  # lazy tabs: only the open one (the heatmap) is built
+    for tab, n in (("Where masks live", 1), ("Across sizes and checkpoints", 2)):  # small multiples + distributedness
+        at.session_state["overlap_tab"] = tab
+        ok(at.run())
+        assert charts(at) == n, tab
+        if tab == "Where masks live":
+            assert at.selectbox(key="qp_task").value == "anaphor_gender"
 
 
 def test_hypotheses(cache: Path) -> None:
