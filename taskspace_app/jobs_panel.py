@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -94,3 +95,38 @@ def _jobs_fragment(key: str, ids: tuple[str, ...], running: tuple[str, ...]) -> 
             st.rerun(scope="app")
 
     show()
+
+
+def plan_panel(config: dict, button: Any, key: str, state: str) -> tuple[str, dict | None]:
+    """A "Show the plan" button in ``button`` (a column) and, once pressed, the plan's unit counts and ETA.
+
+    Returns the job id of ``config`` and its plan (None until planned; ``{"error": ...}`` when planning
+    failed). ``key`` (the button's) and ``state`` (where the plan is kept) must differ: Streamlit
+    refuses a widget key that the page also writes to.
+    """
+    import pandas as pd
+
+    jid = jobs.job_id(config)
+    if button.button("Show the plan", key=key):
+        with st.spinner("planning (the runner checks the cache)…"):
+            try:
+                st.session_state[state] = (jid, jobs.plan(config))
+            except (jobs.JobError, OSError) as exc:
+                st.session_state[state] = (jid, {"error": str(exc)})
+    got = st.session_state.get(state)
+    plan = got[1] if got and got[0] == jid else None
+    if plan is None:
+        return jid, None
+    if "error" in plan:
+        st.error(_md(plan["error"]))
+        return jid, plan
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("units", plan.get("units_total", "?"))
+    m2.metric("cached", plan.get("units_cached", "?"))
+    m3.metric("to do", plan.get("units_todo", "?"))
+    m4.metric("estimated time", fmt_seconds(plan.get("estimated_seconds")))
+    if plan.get("by_type"):
+        st.dataframe(pd.DataFrame(plan["by_type"]).T, width="stretch")
+    if plan.get("unfingerprinted"):
+        st.caption(_md("Not loaded to plan, so counted as not cached: " + ", ".join(plan["unfingerprinted"])))
+    return jid, plan

@@ -48,30 +48,13 @@ def add_tasks() -> None:
     if refused:
         st.error("Not runnable on this server: " + widgets.md("; ".join(refused)))
         return
-    jid = jobs.job_id(config)
     c1, c2 = st.columns(2)
-    if c1.button("Show the plan", key="place_plan_button"):
-        with st.spinner("planning (the runner checks the cache)…"):
-            try:
-                st.session_state["place_plan"] = (jid, jobs.plan(config))
-            except (jobs.JobError, OSError) as exc:
-                st.session_state["place_plan"] = (jid, {"error": str(exc)})
-    got = st.session_state.get("place_plan")
-    if got and got[0] == jid:
-        plan = got[1]
-        if "error" in plan:
-            st.error(widgets.md(plan["error"]))
-        else:
-            m1, m2, m3, m4 = st.columns(4)
-            m1.metric("units", plan.get("units_total", "?"))
-            m2.metric("cached", plan.get("units_cached", "?"))
-            m3.metric("to do", plan.get("units_todo", "?"))
-            m4.metric("estimated time", widgets.fmt_seconds(plan.get("estimated_seconds")))
+    _, plan = jobs_panel.plan_panel(config, c1, key="place_plan_button", state="place_plan")
     if auth.require_login("start work") and c2.button(
         "Add and run", type="primary", key="place_start", icon=":material/play_arrow:"
     ):
         try:
-            eta = got[1].get("estimated_seconds") if got and got[0] == jid and "error" not in got[1] else None
+            eta = plan.get("estimated_seconds") if plan else None
             status, joined = jobs.start_job(config, user=current_user(), eta_s=eta)
             st.session_state["place_job"] = status.id
             st.toast("joined the job already running for this plan" if joined else "job started")

@@ -199,37 +199,12 @@ elif errors:
 elif refused:
     st.error("Not runnable on this server: " + widgets.md("; ".join(refused)))
 else:
-    jid = jobs.job_id(config)
     c1, c2 = st.columns(2)
-    if c1.button("Show the plan", key="plan"):
-        with st.spinner("planning (the runner checks the cache)…"):
-            try:
-                st.session_state["run_plan"] = (jid, jobs.plan(config))
-            except (jobs.JobError, OSError) as exc:
-                st.session_state["run_plan"] = (jid, {"error": str(exc)})
-    got = st.session_state.get("run_plan")
-    if got and got[0] == jid:
-        plan = got[1]
-        if "error" in plan:
-            st.error(widgets.md(plan["error"]))
-        else:
-            m1, m2, m3, m4 = st.columns(4)
-            m1.metric("units", plan.get("units_total", "?"))
-            m2.metric("cached", plan.get("units_cached", "?"))
-            m3.metric("to do", plan.get("units_todo", "?"))
-            m4.metric("estimated time", widgets.fmt_seconds(plan.get("estimated_seconds")))
-            by_type = plan.get("by_type") or {}
-            if by_type:
-                st.dataframe(pd.DataFrame(by_type).T, width="stretch")
-            if plan.get("unfingerprinted"):
-                st.caption(
-                    widgets.md("Not loaded to plan, so counted as not cached: " + ", ".join(plan["unfingerprinted"]))
-                )
+    _, plan = jobs_panel.plan_panel(config, c1, key="plan", state="run_plan")
     may_start = auth.require_login("start work")
     if may_start and c2.button("Start", type="primary", key="start", icon=":material/play_arrow:"):
         try:
-            got = st.session_state.get("run_plan")
-            eta = got[1].get("estimated_seconds") if got and got[0] == jid else None
+            eta = plan.get("estimated_seconds") if plan else None
             status, joined = jobs.start_job(config, user=current_user(), eta_s=eta)
             queued = f"queued ({jobs_panel.queue_text(status)})" if status.state == "queued" else "started"
             st.toast("joined the job already running or waiting for this plan" if joined else f"job {queued}")
