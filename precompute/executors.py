@@ -221,7 +221,7 @@ def _write_once(store: Store, unit: Unit, value: Any, plan: Plan, i: int, second
     if store.has(unit.key):  # replayed by a retried worker, or written by a concurrent run
         mp.cached.add(unit.key)
         return
-    write_unit(store, unit, value, mp, plan.taskset, seconds)
+    write_unit(store, unit, value, mp, plan, seconds)
     progress.message = mp.entry.spec.label
     progress.done(unit.kind, seconds)
 

@@ -73,8 +73,8 @@ class Plan:
         counts = self.counts()
         total = sum(c["total"] for c in counts.values())
         cached = sum(c["cached"] for c in counts.values())
-        secs = unit_seconds(store)
-        est = sum(secs[u.kind] for mp in self.models for u in mp.todo)
+        secs, pcfg = unit_seconds(store), self.pcfg
+        est = sum(secs[u.kind] * registry.kind(u.kind).size(pcfg) for mp in self.models for u in mp.todo)
         return PlanSummary(
             config=self.config.name,
             models=[mp.entry.spec.label for mp in self.models],
@@ -89,11 +89,12 @@ class Plan:
 
 
 def unit_seconds(store: Store) -> dict[str, float]:
-    """Mean measured seconds per unit kind from earlier runs (defaults until measured)."""
+    """Mean measured seconds per unit kind at the reference size (``UnitKind.size``) from earlier runs
+    (the registry's guesses until measured): a unit of twice the eval pairs is expected to take twice as long."""
     sums: dict[str, list[float]] = {k.name: [] for k in registry.kinds()}
     for rec in store.entries():
         if rec.get("kind") in sums and rec.get("seconds"):
-            sums[rec["kind"]].append(float(rec["seconds"]))
+            sums[rec["kind"]].append(float(rec["seconds"]) / float(rec.get("work") or 1.0))
     return {k: (sum(v) / len(v) if v else registry.kind(k).seconds) for k, v in sums.items()}
 
 
@@ -161,6 +162,7 @@ class Progress:
     def __init__(self, plan: Plan, store: Store, path: str | Path | None, show: bool = True) -> None:
         self.counts = {k: [v["cached"], v["total"]] for k, v in plan.counts().items()}
         self.secs = unit_seconds(store)
+        self.size = {k.name: k.size(plan.pcfg) for k in registry.kinds()}
         self.remaining = {k: v[1] - v[0] for k, v in self.counts.items()}
         self.path = Path(path) if path else None
         self.t0 = time.time()
@@ -173,13 +175,14 @@ class Progress:
         self.write("running", force=True)
 
     def eta(self) -> float:
-        return sum(self.secs[k] * n for k, n in self.remaining.items())
+        return sum(self.secs[k] * self.size[k] * n for k, n in self.remaining.items())
 
     def done(self, kind: str, seconds: float) -> None:
         self.counts[kind][0] += 1
         self.remaining[kind] -= 1
         n = self.counts[kind][0]
-        self.secs[kind] = 0.7 * self.secs[kind] + 0.3 * seconds if n > 1 else seconds
+        per = seconds / self.size[kind]
+        self.secs[kind] = 0.7 * self.secs[kind] + 0.3 * per if n > 1 else per
         if kind in self.bars:
             self.bars[kind].update(1)
             self.bars[kind].set_postfix_str(f"ETA {self.eta():.0f}s")
@@ -211,9 +214,10 @@ def _task_info(t: Task) -> TaskInfo:
     return TaskInfo(t.name, t.category, t.field, t.description, t.tag_dict, ex.good, ex.bad, len(t))
 
 
-def write_unit(store: Store, unit: Unit, value: Any, mp: ModelPlan, taskset: TaskSet, seconds: float) -> None:
-    """Write one finished unit (the driver's job, whichever executor computed it)."""
-    meta = {"model": mp.entry.spec.label, "fingerprint": mp.fingerprint, "tasks": taskset.name}
+def write_unit(store: Store, unit: Unit, value: Any, mp: ModelPlan, plan: Plan, seconds: float) -> None:
+    """Write one finished unit (the driver's job, whichever executor computed it), with its size for later ETAs."""
+    work = round(registry.kind(unit.kind).size(plan.pcfg), 4)
+    meta = {"model": mp.entry.spec.label, "fingerprint": mp.fingerprint, "tasks": plan.taskset.name, "work": work}
     store.put(unit.key, value, task=unit.task, other=unit.other, seconds=round(seconds, 3), **meta)
     mp.cached.add(unit.key)
 
@@ -270,7 +274,7 @@ def run_model(
         progress.message = mp.entry.spec.label
         try:
             for unit, value, seconds in compute_units(mp, plan, loaded, store.require) if mp.todo else ():
-                write_unit(store, unit, value, mp, plan.taskset, seconds)
+                write_unit(store, unit, value, mp, plan, seconds)
                 progress.done(unit.kind, seconds)
             missing = [u.key for u in mp.units if not store.has(u.key)]
             if missing:

@@ -135,3 +135,34 @@ def test_config_errors_name_the_field(tmp_path, capsys):
     bad.write_text("models: [{revision: main}]\ntasks: [builtin]\n")
     assert main(["run", "--config", str(bad), "--dry-run"]) == 2
     assert "models[0]" in capsys.readouterr().err
+
+
+def test_eta_scales_with_unit_size(setup):
+    """Measured unit times are kept per unit of work, so a plan with 3x the eval pairs expects 3x the scoring time."""
+    import yaml
+
+    from precompute.runner import unit_seconds
+    from taskspace_core import methods
+
+    tmp, _, _, cfg = setup
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 0
+    store = Store(tmp / "cache")
+    recs = [r for r in store.entries() if r.get("kind") == "transfer"]
+    assert recs and all(r["work"] == pytest.approx(8 / 48, abs=1e-4) for r in recs)  # n_eval 8 of the reference 48
+    per_work = unit_seconds(store)
+    assert per_work["transfer"] == pytest.approx(np.mean([r["seconds"] / r["work"] for r in recs]))
+
+    raw = yaml.safe_load(cfg.read_text())
+    etas = {}
+    for n_eval in (8, 24):
+        raw["probe"]["n_eval"] = n_eval
+        raw["name"] = f"eta{n_eval}"
+        path = tmp / f"eta{n_eval}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        plan = build_plan(load_config(path), store)
+        kind = methods.kind("transfer")
+        assert kind.size(plan.pcfg) == pytest.approx(n_eval / 48)
+        etas[n_eval] = sum(per_work[u.kind] * methods.kind(u.kind).size(plan.pcfg) for mp in plan.models
+                           for u in mp.units if u.kind in ("base", "transfer"))  # fmt: skip
+    assert build_plan(load_config(tmp / "eta8.yaml"), store).summary(store).estimated_seconds == 0  # all cached
+    assert etas[24] == pytest.approx(3 * etas[8])

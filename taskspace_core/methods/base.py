@@ -11,7 +11,16 @@ from typing import Any
 import numpy as np
 
 from taskspace_core.configs import METRICS, ProbeConfig
-from taskspace_core.methods.registry import Assembly, Method, Unit, UnitContext, UnitKind, register, register_kind
+from taskspace_core.methods.registry import (
+    Assembly,
+    Method,
+    Unit,
+    UnitContext,
+    UnitKind,
+    register,
+    register_kind,
+    scoring_work,
+)
 
 
 def per_task(fn: Callable[[Any, Any, ProbeConfig], Any]) -> Callable[[UnitContext, list[Unit]], Iterator]:
@@ -41,5 +50,7 @@ def _assemble(asm: Assembly) -> dict[str, Any]:
     }
 
 
-BASE = register_kind(UnitKind("base", "task", lambda p: p.unit_key("base"), per_task(_base_unit), seconds=2.5))
+BASE = register_kind(
+    UnitKind("base", "task", lambda p: p.unit_key("base"), per_task(_base_unit), seconds=2.5, work=scoring_work)
+)
 register(Method("base", "base scores (untuned model)", "", ("base",), _assemble, (), always=True))

@@ -9,7 +9,7 @@ from typing import Any
 
 from taskspace_core.configs import ProbeConfig
 from taskspace_core.methods.base import per_task
-from taskspace_core.methods.registry import Assembly, UnitKind, register_kind
+from taskspace_core.methods.registry import Assembly, UnitKind, register_kind, tuning_work
 
 
 def _ftgd_unit(loaded: Any, task: Any, pcfg: ProbeConfig) -> Any:
@@ -26,4 +26,6 @@ def results(asm: Assembly) -> list[Any] | None:
     return [ftgd[t] for t in asm.names]
 
 
-FTGD = register_kind(UnitKind("ftgd", "task", lambda p: p.unit_key("ftgd"), per_task(_ftgd_unit), seconds=20.0))
+FTGD = register_kind(
+    UnitKind("ftgd", "task", lambda p: p.unit_key("ftgd"), per_task(_ftgd_unit), seconds=20.0, work=tuning_work)
+)

@@ -45,6 +45,20 @@ class UnitContext:
 Compute = Callable[[UnitContext, list[Unit]], Iterator[tuple[Unit, Any]]]
 
 
+REFERENCE_EVAL = 48  # the reference config of ``UnitKind.seconds``: 48 eval pairs per task,
+REFERENCE_TUNE = 32 + 10 * 8  # and FTGD on 32 mask pairs + 10 steps of 8 pairs
+
+
+def scoring_work(p: ProbeConfig) -> float:
+    """Units that score (or differentiate) a task's eval pairs: their time grows with ``n_eval``."""
+    return p.n_eval / REFERENCE_EVAL
+
+
+def tuning_work(p: ProbeConfig) -> float:
+    """FTGD units: the mask gradient over ``mask_pairs`` plus ``steps`` batches."""
+    return (p.ftgd.mask_pairs + p.ftgd.steps * p.ftgd.batch_size) / REFERENCE_TUNE
+
+
 @dataclass(frozen=True)
 class UnitKind:
     """A kind of unit. ``scope``: ``task`` (one per task), ``task_in_set`` (one per task, keyed by the
@@ -56,6 +70,11 @@ class UnitKind:
     compute: Compute
     needs: tuple[str, ...] = ()
     seconds: float = 2.5  # first guess of seconds per unit (2-core CPU, SmolLM2, 48 pairs) until measured
+    work: Callable[[ProbeConfig], float] = lambda p: 1.0  # a unit's size relative to the reference config
+
+    def size(self, pcfg: ProbeConfig) -> float:
+        """How much work one unit is under ``pcfg`` (1.0 at the reference config): the ETA scales with it."""
+        return max(float(self.work(pcfg)), 1e-6)
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:

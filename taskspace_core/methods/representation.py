@@ -15,7 +15,15 @@ import numpy as np
 
 from taskspace_core.configs import ProbeConfig
 from taskspace_core.methods.base import per_task
-from taskspace_core.methods.registry import Assembly, MatrixView, Method, UnitKind, register, register_kind
+from taskspace_core.methods.registry import (
+    Assembly,
+    MatrixView,
+    Method,
+    UnitKind,
+    register,
+    register_kind,
+    scoring_work,
+)
 
 VERSION = 1
 BATCH = 32  # sentences per forward pass (only speed: right padding leaves real positions unchanged)
@@ -75,7 +83,7 @@ def _assemble(asm: Assembly) -> dict[str, Any]:
     return {"R": cosine(D.reshape(len(D), -1)), "R_layers": per_layer}
 
 
-REP = register_kind(UnitKind("rep", "task", key_parts, per_task(rep_unit), seconds=2.5))
+REP = register_kind(UnitKind("rep", "task", key_parts, per_task(rep_unit), seconds=2.5, work=scoring_work))
 register(
     Method(
         name="representation",

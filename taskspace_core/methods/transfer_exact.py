@@ -22,6 +22,7 @@ from taskspace_core.methods.registry import (
     family_source,
     register,
     register_kind,
+    scoring_work,
 )
 
 FIELDS = ("T", "T_first_order")  # every estimate of the transfer family feeds the views below
@@ -71,7 +72,13 @@ def _raw(space: Any, estimate: str) -> np.ndarray | None:
 
 TRANSFER = register_kind(
     UnitKind(
-        "transfer", "pair", lambda p: p.unit_key("transfer"), transfer_compute("ftgd"), needs=("ftgd",), seconds=2.5
+        "transfer",
+        "pair",
+        lambda p: p.unit_key("transfer"),
+        transfer_compute("ftgd"),
+        needs=("ftgd",),
+        seconds=2.5,
+        work=scoring_work,
     )
 )
 register(

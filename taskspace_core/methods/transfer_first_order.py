@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from taskspace_core.methods.registry import Assembly, Method, Unit, UnitContext, UnitKind, register, register_kind
+from taskspace_core.methods.registry import (
+    Assembly,
+    Method,
+    Unit,
+    UnitContext,
+    UnitKind,
+    register,
+    register_kind,
+    scoring_work,
+)
 
 
 def _compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:
@@ -31,7 +40,15 @@ def _assemble(asm: Assembly) -> dict[str, Any]:
 
 
 EGRAD = register_kind(
-    UnitKind("egrad", "task_in_set", lambda p: p.unit_key("eval_gradient"), _compute, needs=("ftgd",), seconds=6.0)
+    UnitKind(
+        "egrad",
+        "task_in_set",
+        lambda p: p.unit_key("eval_gradient"),
+        _compute,
+        needs=("ftgd",),
+        seconds=6.0,
+        work=scoring_work,
+    )
 )
 register(
     Method(

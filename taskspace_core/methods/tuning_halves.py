@@ -13,7 +13,15 @@ from typing import Any
 
 from taskspace_core.configs import ProbeConfig
 from taskspace_core.methods.base import per_task
-from taskspace_core.methods.registry import Assembly, Method, UnitKind, register, register_kind
+from taskspace_core.methods.registry import (
+    Assembly,
+    Method,
+    UnitKind,
+    register,
+    register_kind,
+    scoring_work,
+    tuning_work,
+)
 from taskspace_core.methods.transfer_exact import transfer_compute
 
 HALVES = (1, 2)  # as probing.TUNE_HALVES (not imported: it would import torch)
@@ -43,6 +51,7 @@ for _h in HALVES:
             lambda p, h=_h: {**p.unit_key("ftgd"), "tune_half": h},
             per_task(_ftgd_half(_h)),
             seconds=20.0,
+            work=lambda p: tuning_work(p) / 2,  # half the tune split
         )
     )
     register_kind(
@@ -53,6 +62,7 @@ for _h in HALVES:
             transfer_compute(f"ftgd_half{_h}"),
             needs=(f"ftgd_half{_h}",),
             seconds=2.5,
+            work=scoring_work,
         )
     )
 register(
