@@ -246,8 +246,8 @@ def compute_units(
         if not todo:
             continue
         t0 = time.perf_counter()
-        for unit, value in kind.compute(ctx, todo):
-            seconds = time.perf_counter() - t0
+        for unit, value, *own in kind.compute(ctx, todo):
+            seconds = own[0] if own else time.perf_counter() - t0  # a stream of units times its own
             if kind.name in needed:
                 fresh[unit.key] = value
             yield unit, value, seconds
