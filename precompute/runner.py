@@ -11,6 +11,7 @@ imports torch until a unit has to be computed, so a cache-hit run never does.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -126,7 +127,9 @@ def build_plan(
 ) -> Plan:
     """Units of every model with their cache state; loads a model only if its fingerprint is unknown.
 
-    ``loaded_cache`` may already hold loaded models by index (their fingerprints are used);
+    ``loaded_cache`` may already hold loaded models by index (their fingerprints are used); of
+    the models this loads to fingerprint, it keeps only the last one there (one model resident
+    at a time; :func:`~precompute.executors.run_local` runs it first);
     ``taskset`` replaces the config's task sources (the Python API passes tasks it holds);
     ``load_weights=False`` (the app's "Show the plan") never loads one: a model whose
     fingerprint is not known yet gets a placeholder and counts none of its units as cached.
@@ -136,6 +139,7 @@ def build_plan(
     pcfg = cfg.probe_config()  # built and validated once, when the config was parsed
     config_hash = make_key("cfg", cfg=canonical({"m": cfg.methods, "p": pcfg.key()}))
     models = []
+    held: int | None = None  # the one model loaded here that stays in loaded_cache for the run
     for i, entry in enumerate(cfg.models):
         given = (loaded_cache or {}).get(i)
         fp = given.fingerprint if given is not None else cached_fingerprint(entry.spec)
@@ -144,10 +148,14 @@ def build_plan(
         if fp is None:
             from taskspace_core.models import load_model
 
+            if loaded_cache is not None and held is not None:  # one model resident at a time
+                del loaded_cache[held]
+                gc.collect()
             lm = load_model(entry.spec)
-            if loaded_cache is not None:
-                loaded_cache[i] = lm
             fp = lm.fingerprint
+            if loaded_cache is not None:
+                loaded_cache[i], held = lm, i
+            del lm  # else this name would keep it alive while the next model loads
         units = _unit_keys(fp, entry, taskset, cfg, pcfg)
         cached = {u.key for u in units if fp != UNKNOWN_FINGERPRINT and store.has(u.key)}
         skey = space_key(fp, entry.spec.revision, shown_hash(taskset), config_hash, cfg.series, entry.size, entry.step)
