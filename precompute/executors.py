@@ -13,7 +13,6 @@ store, so no unit is written twice.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -31,6 +30,7 @@ from precompute.runner import (
 )
 from taskspace_core import methods as registry
 from taskspace_core.configs import ModelError
+from taskspace_core.memory import release_memory
 from taskspace_core.results import SpaceResult, load_space, save_space
 from taskspace_core.store import Store
 
@@ -66,7 +66,7 @@ def run_local(
     spaces = {}
     for i in sorted(todo, key=lambda i: i not in loaded):
         spaces[i] = run_model(plan.models[i], plan, store, progress, loaded.pop(i, None))
-        gc.collect()  # the model's last reference went with run_model's frame
+        release_memory()  # the model's last reference went with run_model's frame
     return [spaces[i] for i in todo]
 
 

@@ -11,7 +11,6 @@ imports torch until a unit has to be computed, so a cache-hit run never does.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from taskspace_core import methods as registry
 from taskspace_core.configs import ModelEntry, ProbeConfig, RunConfig
 from taskspace_core.limits import check_plan
+from taskspace_core.memory import release_memory
 from taskspace_core.methods import Assembly, Unit, UnitContext
 from taskspace_core.model_files import cached_fingerprint
 from taskspace_core.records import PlanSummary, ProgressRecord
@@ -150,7 +150,7 @@ def build_plan(
 
             if loaded_cache is not None and held is not None:  # one model resident at a time
                 del loaded_cache[held]
-                gc.collect()
+                release_memory()
             lm = load_model(entry.spec)
             fp = lm.fingerprint
             if loaded_cache is not None:
@@ -259,7 +259,9 @@ def compute_units(
             if kind.name in needed:
                 fresh[unit.key] = value
             yield unit, value, seconds
+            release_memory(collect=False)  # e.g. an FTGD unit's full gradients: their pages go back (ms)
             t0 = time.perf_counter()
+        release_memory()
 
 
 def run_model(
