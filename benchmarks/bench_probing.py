@@ -9,6 +9,13 @@ over a deep copy of the model per task.
     .venv/bin/python benchmarks/bench_probing.py [--config configs/default.yaml] [--keep DIR]
     .venv/bin/python benchmarks/bench_probing.py --rerun [--small] [--keep DIR]
 
+    .venv/bin/python benchmarks/bench_probing.py --transfer-phase [--tasks 4] [--rounds 2]
+
+``--transfer-phase`` times, in this process on SmolLM2 (the config's first model spec), the exact
+transfer evaluation of the config's first ``--tasks`` tasks both ways: one small batch set per
+(tuned, evaluated) unit as before, and one length-sorted stream per tuned task (what the runner
+does now), in alternating rounds; the FTGD updates it applies are tuned once first with 2 steps
+(the delta's size, which is what evaluation sees, is set by the mask fraction, not the steps).
 ``--rerun`` times only cache-hit reruns (computing the config once first if the cache lacks
 it), checks that they import no torch, and times a dry-run plan of the full config on the
 same cache. ``--small`` runs a cut-down copy of the config (its first 3 tasks, 8 + 8 pairs,
@@ -110,13 +117,79 @@ def rerun_only(cmd: list[str], env: dict, full_config: str, reps: int = 5) -> No
     print(f"dry-run plan of {full_config} on this cache: {plan_full:.2f} s wall, {plan_cpu:.2f} s CPU")
 
 
+def transfer_phase(config: str, n_tasks: int, rounds: int) -> None:
+    """Seconds of the transfer evaluation per unit vs streamed, and the largest margin difference."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from taskspace_core import probing
+    from taskspace_core.configs import load_config
+    from taskspace_core.ftgd import applied
+    from taskspace_core.models import load_model
+    from taskspace_core.sources import load_many
+
+    cfg = load_config(config, device="cpu")
+    pcfg = cfg.probe_config()
+    pcfg = dataclasses.replace(pcfg, ftgd=dataclasses.replace(pcfg.ftgd, steps=2))
+    tasks = list(load_many(cfg.tasks).tasks[:n_tasks])
+    lm = load_model(dataclasses.replace(cfg.models[0].spec, device="cpu"))
+    results = [probing.ftgd_unit(lm, t, pcfg) for t in tasks]
+
+    def per_unit() -> list[dict]:
+        out = []
+        for res in results:
+            with applied(lm, res):
+                out += [probing.transfer_unit(lm, res, t, pcfg) for t in tasks]
+        return out
+
+    def streamed() -> list[dict]:
+        return [u for res in results for u in probing.transfer_row(lm, res, tasks, pcfg)]
+
+    times: dict[str, list[float]] = {"per unit": [], "streamed": []}
+    cpu: dict[str, list[float]] = {"per unit": [], "streamed": []}  # one thread: CPU time barely feels a busy box
+    values: dict[str, list[dict]] = {}
+    for _ in range(rounds):
+        for name, fn in (("per unit", per_unit), ("streamed", streamed)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            values[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    diff = max(
+        float(np.abs(a["margins"] - b["margins"]).max())
+        for a, b in zip(values["per unit"], values["streamed"], strict=True)
+    )
+    n_pairs = sum(len(u["margins"]) for u in values["streamed"])
+    print(
+        f"transfer phase: {len(tasks)} tasks x {len(tasks)} = {len(tasks) ** 2} units, {n_pairs} eval pairs scored, "
+        f"{pcfg.n_eval} eval pairs per task, {torch.get_num_threads()} torch thread(s), {rounds} alternating rounds"
+    )
+    for name, ts in times.items():
+        print(
+            f"  {name:>8}: wall best {min(ts):6.2f} s, median {sorted(ts)[len(ts) // 2]:6.2f} s; "
+            f"CPU best {min(cpu[name]):6.2f} s"
+        )
+    wall_x, cpu_x = (min(d["per unit"]) / min(d["streamed"]) for d in (times, cpu))
+    print(f"  speed-up (best): wall {wall_x:.2f}x, CPU {cpu_x:.2f}x; max |margin diff| {diff:.2e} nats")
+    print(f"  bench process peak RSS {peak_rss_mb():.0f} MB; load average now {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--keep", default=None, help="use (and keep) this cache directory instead of a temporary one")
     ap.add_argument("--rerun", action="store_true", help="time cache-hit reruns only (computes once if needed)")
     ap.add_argument("--small", action="store_true", help="with --rerun: a cut-down copy of the config")
+    ap.add_argument(
+        "--transfer-phase", action="store_true", help="time the exact transfer evaluation, per unit vs streamed"
+    )
+    ap.add_argument("--tasks", type=int, default=4, help="with --transfer-phase: the config's first N tasks")
+    ap.add_argument("--rounds", type=int, default=2, help="with --transfer-phase: alternating rounds of each")
     args = ap.parse_args()
+    if args.transfer_phase:
+        transfer_phase(args.config, args.tasks, args.rounds)
+        return
     cache = Path(args.keep or tempfile.mkdtemp(prefix="bench-probing-"))
     models_dir(cache).mkdir(parents=True, exist_ok=True)
     src = models_dir() / "smollm2-135m"

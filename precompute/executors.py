@@ -30,6 +30,7 @@ from precompute.runner import (
 )
 from taskspace_core import methods as registry
 from taskspace_core.configs import ModelError
+from taskspace_core.memory import release_memory
 from taskspace_core.results import SpaceResult, load_space, save_space
 from taskspace_core.store import Store
 
@@ -55,9 +56,18 @@ def needs_work(plan: Plan, store: Store) -> list[int]:
 def run_local(
     plan: Plan, store: Store, progress: Progress, loaded: dict[int, LoadedModel] | None = None
 ) -> list[SpaceResult]:
-    """Run every model that needs work in this process, one after another."""
+    """Run every model that needs work in this process, one after another (spaces in plan order).
+
+    A model already loaded (for planning) runs first and is freed before the next one loads, so
+    one model is resident at a time.
+    """
     loaded = loaded if loaded is not None else {}
-    return [run_model(plan.models[i], plan, store, progress, loaded.pop(i, None)) for i in needs_work(plan, store)]
+    todo = needs_work(plan, store)
+    spaces = {}
+    for i in sorted(todo, key=lambda i: i not in loaded):
+        spaces[i] = run_model(plan.models[i], plan, store, progress, loaded.pop(i, None))
+        release_memory()  # the model's last reference went with run_model's frame
+    return [spaces[i] for i in todo]
 
 
 # ----------------------------------------------------------------------------- ray

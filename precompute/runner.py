@@ -22,6 +22,7 @@ from tqdm import tqdm
 from taskspace_core import methods as registry
 from taskspace_core.configs import ModelEntry, ProbeConfig, RunConfig
 from taskspace_core.limits import check_plan
+from taskspace_core.memory import release_memory
 from taskspace_core.methods import Assembly, Unit, UnitContext
 from taskspace_core.model_files import cached_fingerprint
 from taskspace_core.records import PlanSummary, ProgressRecord
@@ -127,7 +128,9 @@ def build_plan(
 ) -> Plan:
     """Units of every model with their cache state; loads a model only if its fingerprint is unknown.
 
-    ``loaded_cache`` may already hold loaded models by index (their fingerprints are used);
+    ``loaded_cache`` may already hold loaded models by index (their fingerprints are used); of
+    the models this loads to fingerprint, it keeps only the last one there (one model resident
+    at a time; :func:`~precompute.executors.run_local` runs it first);
     ``taskset`` replaces the config's task sources (the Python API passes tasks it holds);
     ``load_weights=False`` (the app's "Show the plan") never loads one: a model whose
     fingerprint is not known yet gets a placeholder and counts none of its units as cached.
@@ -137,6 +140,7 @@ def build_plan(
     pcfg = cfg.probe_config()  # built and validated once, when the config was parsed
     config_hash = make_key("cfg", cfg=canonical({"m": cfg.methods, "p": pcfg.key()}))
     models = []
+    held: int | None = None  # the one model loaded here that stays in loaded_cache for the run
     for i, entry in enumerate(cfg.models):
         given = (loaded_cache or {}).get(i)
         fp = given.fingerprint if given is not None else cached_fingerprint(entry.spec)
@@ -145,10 +149,14 @@ def build_plan(
         if fp is None:
             from taskspace_core.models import load_model
 
+            if loaded_cache is not None and held is not None:  # one model resident at a time
+                del loaded_cache[held]
+                release_memory()
             lm = load_model(entry.spec)
-            if loaded_cache is not None:
-                loaded_cache[i] = lm
             fp = lm.fingerprint
+            if loaded_cache is not None:
+                loaded_cache[i], held = lm, i
+            del lm  # else this name would keep it alive while the next model loads
         units = _unit_keys(fp, entry, taskset, cfg, pcfg)
         cached = {u.key for u in units if fp != UNKNOWN_FINGERPRINT and store.has(u.key)}
         skey = space_key(fp, entry.spec.revision, shown_hash(taskset), config_hash, cfg.series, entry.size, entry.step)
@@ -250,12 +258,14 @@ def compute_units(
         if not todo:
             continue
         t0 = time.perf_counter()
-        for unit, value in kind.compute(ctx, todo):
-            seconds = time.perf_counter() - t0
+        for unit, value, *own in kind.compute(ctx, todo):
+            seconds = own[0] if own else time.perf_counter() - t0  # a stream of units times its own
             if kind.name in needed:
                 fresh[unit.key] = value
             yield unit, value, seconds
+            release_memory(collect=False)  # e.g. an FTGD unit's full gradients: their pages go back (ms)
             t0 = time.perf_counter()
+        release_memory()
 
 
 def run_model(

@@ -85,7 +85,7 @@ def weight_fingerprint(model: torch.nn.Module) -> str:
         data = t.detach().contiguous().cpu()
         if data.dtype == torch.bfloat16:  # numpy has no bf16; hash the raw bits
             data = data.view(torch.int16)
-        h.update(data.numpy().tobytes())
+        h.update(memoryview(data.numpy()).cast("B"))  # the same bytes, hashed in place: no copy of the weights
     return h.hexdigest()
 
 

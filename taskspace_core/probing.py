@@ -6,7 +6,8 @@ The runner (``precompute``) calls the unit functions below, caches each result o
 * :func:`base_unit` — task j's eval-split margins at the base model (``eval1``);
 * :func:`ftgd_unit` — FTGD on task i's tune split (an :class:`~taskspace_core.ftgd.FTGDResult`);
 * :func:`transfer_unit` / :func:`transfer_row` — task j's eval margins with task i's update
-  applied (``eval2[i, j]``);
+  applied (``eval2[i, j]``); a row scores all its tasks in one stream (:func:`stream_margins`:
+  length-sorted, prefix-shared, full batches) and splits it back into one unit per task;
 * :func:`eval_gradient_unit` — first-order transfer (s4b), one column ``T_fo[:, j]``.
 
 Units store margins, not just one metric, so switching ``metric`` never recomputes a unit.
@@ -24,7 +25,8 @@ gradient); views label it as first-order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,16 +46,43 @@ def _eval_pairs(task: Task, cfg: ProbeConfig):
     return task.split(cfg.n_tune, cfg.n_eval)[1]
 
 
-def _score(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, Any]:
-    margins = PairScorer(loaded, cfg.scoring).score_pairs(_eval_pairs(task, cfg)).margins
+def _unit(task: Task, margins: np.ndarray) -> dict[str, Any]:
     return {"task": task.name, "margins": margins.astype(np.float64), **task_metrics(margins)}
+
+
+def _score(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, Any]:
+    return _unit(task, PairScorer(loaded, cfg.scoring).score_pairs(_eval_pairs(task, cfg)).margins)
+
+
+def stream_margins(loaded: LoadedModel, tasks: Sequence[Task], cfg: ProbeConfig) -> list[np.ndarray]:
+    """Eval margins of every task (eval-pair order), scored as ONE stream, split back per task.
+
+    The scorer sorts all the tasks' pairs by length together and fills each batch to its token
+    budget, so N small tasks cost a few full batches instead of N part-filled ones.
+    """
+    if not tasks:
+        return []
+    splits = [_eval_pairs(t, cfg) for t in tasks]
+    flat = [p for s in splits for p in s]
+    margins = PairScorer(loaded, cfg.scoring).score_pairs(flat).margins if flat else np.zeros(0)
+    return np.split(margins, np.cumsum([len(s) for s in splits])[:-1])
+
+
+def _untuned(loaded: LoadedModel) -> None:
+    if ftgd_mod.any_applied(loaded):
+        raise ProbeError("base_unit must run on the untuned model, but an FTGD update is applied")
 
 
 def base_unit(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str, Any]:
     """eval1 of one task: ``{task, margins, accuracy, mean_margin, n, ties}`` on its eval split."""
-    if ftgd_mod.any_applied(loaded):
-        raise ProbeError("base_unit must run on the untuned model, but an FTGD update is applied")
+    _untuned(loaded)
     return _score(loaded, task, cfg)
+
+
+def base_units(loaded: LoadedModel, tasks: Sequence[Task], cfg: ProbeConfig) -> list[dict[str, Any]]:
+    """:func:`base_unit` of every task, from one stream (:func:`stream_margins`)."""
+    _untuned(loaded)
+    return [_unit(t, m) for t, m in zip(tasks, stream_margins(loaded, tasks, cfg), strict=True)]
 
 
 TUNE_HALVES = (1, 2)
@@ -84,18 +113,47 @@ def ftgd_unit(
     return result
 
 
-def transfer_unit(loaded: LoadedModel, ftgd_result: FTGDResult, task_j: Task, cfg: ProbeConfig) -> dict[str, Any]:
+@contextlib.contextmanager
+def _applied_once(loaded: LoadedModel, ftgd_result: FTGDResult) -> Iterator[None]:
+    """``applied`` unless the caller already holds it for this very update."""
+    if is_applied(loaded, ftgd_result):
+        yield
+        return
+    if ftgd_mod.any_applied(loaded):
+        raise ProbeError("another FTGD update is applied; leave its applied() block before this transfer")
+    with applied(loaded, ftgd_result):
+        yield
+
+
+def transfer_unit(
+    loaded: LoadedModel,
+    ftgd_result: FTGDResult,
+    task_j: Task,
+    cfg: ProbeConfig,
+    margins: np.ndarray | None = None,
+) -> dict[str, Any]:
     """eval2 of (i, j): task j's eval margins with task i's update applied.
 
     If the caller already holds ``applied(loaded, ftgd_result)`` (the runner does, once per i),
     the model is scored as it is; otherwise the update is applied for this call only.
+    ``margins``: task j's eval margins already scored under that update (one slice of
+    :func:`stream_margins`, as :func:`transfer_row` does); they are only packaged as the unit.
     """
-    if is_applied(loaded, ftgd_result):
+    if margins is not None:
+        n = len(_eval_pairs(task_j, cfg))
+        if len(margins) != n:
+            raise ProbeError(f"{len(margins)} margins given for the {n} eval pairs of {task_j.name}")
+        return _unit(task_j, margins)
+    with _applied_once(loaded, ftgd_result):
         return _score(loaded, task_j, cfg)
-    if ftgd_mod.any_applied(loaded):
-        raise ProbeError("another FTGD update is applied; leave its applied() block before this transfer")
-    with applied(loaded, ftgd_result):
-        return _score(loaded, task_j, cfg)
+
+
+def transfer_stream(
+    loaded: LoadedModel, ftgd_result: FTGDResult, tasks: Sequence[Task], cfg: ProbeConfig
+) -> list[np.ndarray]:
+    """Eval margins of every task under task i's update: the update applied once, one stream."""
+    with _applied_once(loaded, ftgd_result):
+        return stream_margins(loaded, tasks, cfg)
 
 
 def transfer_row(
@@ -105,13 +163,12 @@ def transfer_row(
     cfg: ProbeConfig,
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
-    """``transfer_unit`` for every task, applying the update once; ``progress(1)`` per task."""
+    """``transfer_unit`` for every task from one stream (:func:`transfer_stream`); ``progress(1)`` per task."""
     out = []
-    with applied(loaded, ftgd_result):
-        for t in tasks:
-            out.append(transfer_unit(loaded, ftgd_result, t, cfg))
-            if progress:
-                progress(1)
+    for t, m in zip(tasks, transfer_stream(loaded, ftgd_result, tasks, cfg), strict=True):
+        out.append(transfer_unit(loaded, ftgd_result, t, cfg, margins=m))
+        if progress:
+            progress(1)
     return out
 
 

@@ -181,6 +181,87 @@ def test_probe_config_keys():
         cfg.unit_key("space")
 
 
+def streamed_tasks() -> list[Task]:
+    """Tasks of different sentence lengths and sizes (so one stream mixes them in its batches)."""
+    ph = toy_pairs()
+    long = [
+        MinimalPair(f"the {a} and the {b} and the {c} {vp} .", f"the {a} and the {b} and the {c} {v} .")
+        for a, b, c, v, vp in zip(
+            NOUNS, NOUNS[3:] + NOUNS[:3], NOUNS[5:] + NOUNS[:5], VERBS * 2, VERBS_PL * 2, strict=True
+        )
+    ]
+    return [
+        Task("sv", tuple(ph["sv"][:40]), category="sv"),  # 12 eval pairs, short
+        Task("det", tuple(ph["det"][:15]), category="det"),  # 8 eval pairs (half-and-half split)
+        Task("long", tuple(long), category="long"),  # 6 eval pairs, long sentences
+        Task("refl", tuple(ph["refl"][:9]), category="refl"),  # 5 eval pairs
+    ]
+
+
+def _forward_passes(monkeypatch) -> list[int]:
+    """Counts the scorer's packed forward passes (one entry per batch, its number of rows)."""
+    from taskspace_core import scoring
+
+    calls: list[int] = []
+    real = scoring.token_logprobs
+
+    def counted(model, batch, *a, **k):
+        calls.append(batch.n_rows)
+        return real(model, batch, *a, **k)
+
+    monkeypatch.setattr(scoring, "token_logprobs", counted)
+    return calls
+
+
+def _same_unit(streamed: dict, alone: dict) -> None:
+    assert streamed.keys() == alone.keys() and streamed["task"] == alone["task"]
+    assert streamed["n"] == alone["n"] == len(alone["margins"]) and streamed["margins"].dtype == np.float64
+    np.testing.assert_allclose(streamed["margins"], alone["margins"], rtol=0, atol=1e-4)
+    assert streamed["mean_margin"] == pytest.approx(alone["mean_margin"], abs=1e-4)
+    assert streamed["accuracy"] == alone["accuracy"] and streamed["ties"] == alone["ties"]
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "gpt_neox", "llama"])
+def test_streamed_units_equal_per_unit_scoring(arch, monkeypatch):
+    from taskspace_core.configs import ScoringConfig
+    from taskspace_core.methods import UnitContext, kind
+    from taskspace_core.methods.registry import Unit
+
+    lm = tiny_loaded_model(arch, seed=1)
+    tasks = streamed_tasks()
+    fcfg = FTGDConfig(mask_fraction=0.05, steps=3, lr=3e-2, batch_size=4, mask_pairs=8, sketch_dim=2**10)
+    # a token budget that holds one task's eval pairs but not all of them: per-unit pays a batch per task
+    cfg = ProbeConfig(n_tune=6, n_eval=12, scoring=ScoringConfig(max_batch_tokens=256), ftgd=fcfg)
+    res = probing.ftgd_unit(lm, tasks[0], cfg)
+    passes = _forward_passes(monkeypatch)
+    alone_base = [probing.base_unit(lm, t, cfg) for t in tasks]
+    alone = [probing.transfer_unit(lm, res, t, cfg) for t in tasks]
+    per_unit_passes = len(passes)
+    del passes[:]
+    base = probing.base_units(lm, tasks, cfg)
+    row = probing.transfer_row(lm, res, tasks, cfg)
+    assert 0 < len(passes) < per_unit_passes  # full batches shared across tasks
+    assert not ftgd.any_applied(lm)
+    for s, a in zip([*base, *row], [*alone_base, *alone], strict=True):
+        _same_unit(s, a)
+    # the update really is in the stream: tuning moved the tuned task's margins
+    assert np.abs(row[0]["margins"] - base[0]["margins"]).max() > 1e-3
+    # the runner's compute functions: one unit per (tuned, evaluated), values as above, time shared
+    units = [Unit("transfer", f"k{j}", "sv", t.name) for j, t in enumerate(tasks)]
+    ctx = UnitContext(lm, {t.name: t for t in tasks}, cfg, lambda k, t: res)
+    out = list(kind("transfer").compute(ctx, units))
+    assert [u for u, _, _ in out] == units and all(sec >= 0 for _, _, sec in out)
+    for (_, value, _), a in zip(out, alone, strict=True):
+        _same_unit(value, a)
+    bunits = [Unit("base", f"b{j}", t.name) for j, t in enumerate(tasks)]
+    for (u, value, _), a in zip(kind("base").compute(ctx, bunits), alone_base, strict=True):
+        assert u.task == a["task"]
+        _same_unit(value, a)
+    assert probing.stream_margins(lm, [], cfg) == []
+    with pytest.raises(ProbeError, match="margins given"):
+        probing.transfer_unit(lm, res, tasks[1], cfg, margins=np.zeros(3))
+
+
 # ----------------------------------------------------------------------------- SmolLM2 + BLiMP
 
 

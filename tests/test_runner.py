@@ -166,3 +166,35 @@ def test_eta_scales_with_unit_size(setup):
                            for u in mp.units if u.kind in ("base", "transfer"))  # fmt: skip
     assert build_plan(load_config(tmp / "eta8.yaml"), store).summary(store).estimated_seconds == 0  # all cached
     assert etas[24] == pytest.approx(3 * etas[8])
+
+
+def test_one_model_resident_at_a_time(setup, monkeypatch):
+    import gc
+    import weakref
+
+    import taskspace_core.models as models_mod
+    from precompute.executors import run_local
+    from precompute.runner import Progress
+
+    tmp, model_dir, csv, _ = setup
+    other = save_model(tmp / "model2", seed=5)
+    cfg = write_config(tmp, [model_entry(model_dir), {**model_entry(other), "step": 20}], csv, name="two")
+    alive: list[weakref.ref] = []
+    overlaps: list[int] = []
+    real = models_mod.load_model
+
+    def load_model(spec):
+        gc.collect()
+        overlaps.append(sum(r() is not None for r in alive))  # models still in memory as another loads
+        lm = real(spec)
+        alive.append(weakref.ref(lm.model))
+        return lm
+
+    monkeypatch.setattr(models_mod, "load_model", load_model)
+    store = Store(tmp / "cache")
+    loaded: dict = {}
+    plan = build_plan(load_config(cfg), store, loaded)  # neither fingerprint known yet: both load
+    assert list(loaded) == [1]  # only the last one stays, for the run
+    spaces = run_local(plan, store, Progress(plan, store, None, show=False), loaded)
+    assert [s.model.step for s in spaces] == [10, 20]  # plan order, though model 1 ran first
+    assert overlaps == [0, 0, 0]  # model 0 loaded again for its run, never beside model 1

@@ -16,6 +16,8 @@ import torch
 from taskspace_core.ftgd.config import SKETCH_SEED, FTGDError
 from taskspace_core.ftgd.result import FTGDResult
 
+_GRAM_BLOCK = 2**18  # sketch entries per float64 block of the Gram matrix
+
 
 @lru_cache(maxsize=4)
 def _sign_pattern(length: int, seed: int) -> torch.Tensor:
@@ -62,10 +64,14 @@ def gradient_similarity(results: Sequence[FTGDResult]) -> np.ndarray:
         raise FTGDError(f"gradient sketches of different sizes {sorted(dims)}: tune all tasks with one config")
     if len({r.names for r in results}) > 1:
         raise FTGDError("gradient sketches cover different parameters: use one model and one config")
-    S = np.stack([r.sketch.astype(np.float64) for r in results])
-    norms = np.linalg.norm(S, axis=1)
+    n, dim = len(results), results[0].sketch.size if results else 0
+    gram = np.zeros((n, n))
+    for s in range(0, dim, _GRAM_BLOCK):  # float64 a block at a time: N whole float64 sketches were 32 MB each
+        block = np.stack([r.sketch[s : s + _GRAM_BLOCK] for r in results]).astype(np.float64)
+        gram += block @ block.T
+    norms = np.sqrt(np.diag(gram))
     safe = np.where(norms > 0, norms, 1.0)
-    G = (S @ S.T) / safe[:, None] / safe[None, :]
+    G = gram / safe[:, None] / safe[None, :]
     G[norms == 0] = 0.0
     G[:, norms == 0] = 0.0
     np.fill_diagonal(G, 1.0)

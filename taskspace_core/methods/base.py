@@ -5,6 +5,7 @@ Every view shows the untuned accuracy beside the space, and transfer is measured
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from taskspace_core.methods.registry import (
     register,
     register_kind,
     scoring_work,
+    stream_shares,
 )
 
 
@@ -33,10 +35,13 @@ def per_task(fn: Callable[[Any, Any, ProbeConfig], Any]) -> Callable[[UnitContex
     return compute
 
 
-def _base_unit(loaded: Any, task: Any, pcfg: ProbeConfig) -> Any:
-    from taskspace_core.probing import base_unit
+def _base_units(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any, float]]:
+    """Every missing task's eval pairs scored in one stream (full batches), one unit per task."""
+    from taskspace_core.probing import base_units
 
-    return base_unit(loaded, task, pcfg)
+    t0 = time.perf_counter()
+    values = base_units(ctx.loaded, [ctx.tasks[u.task] for u in units], ctx.pcfg)
+    yield from stream_shares(units, [v["n"] for v in values], time.perf_counter() - t0, values)
 
 
 def _assemble(asm: Assembly) -> dict[str, Any]:
@@ -51,6 +56,6 @@ def _assemble(asm: Assembly) -> dict[str, Any]:
 
 
 BASE = register_kind(
-    UnitKind("base", "task", lambda p: p.unit_key("base"), per_task(_base_unit), seconds=2.5, work=scoring_work)
+    UnitKind("base", "task", lambda p: p.unit_key("base"), _base_units, seconds=2.5, work=scoring_work)
 )
 register(Method("base", "base scores (untuned model)", "", ("base",), _assemble, (), always=True))

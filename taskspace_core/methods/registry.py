@@ -11,7 +11,8 @@ Declarations import no torch: compute functions import what they need when calle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,26 @@ class UnitContext:
     value_of: Callable[[str, str], Any]  # (kind, task name) -> that unit's value (fresh or cached)
 
 
-Compute = Callable[[UnitContext, list[Unit]], Iterator[tuple[Unit, Any]]]
+# A compute function yields ``(unit, value)`` as each unit finishes (the runner times it), or
+# ``(unit, value, seconds)`` where several units come out of one computation (see stream_shares).
+Compute = Callable[[UnitContext, list[Unit]], Iterator[tuple[Unit, Any] | tuple[Unit, Any, float]]]
+
+
+def stream_shares(
+    units: Sequence[Unit], sizes: Sequence[int], seconds: float, values: Iterable[Any]
+) -> Iterator[tuple[Unit, Any, float]]:
+    """Units computed together in one stream of ``seconds``: ``(unit, value, seconds)`` per unit.
+
+    Each unit gets the stream's time in proportion to its size (e.g. pairs scored), plus the time
+    its own value takes to come out of ``values`` (which may be lazy), so measured seconds per
+    unit and the runner's ETA stay per unit.
+    """
+    total = sum(sizes) or 1
+    it = iter(values)
+    for u, n in zip(units, sizes, strict=True):
+        t0 = time.perf_counter()
+        value = next(it)
+        yield u, value, seconds * n / total + time.perf_counter() - t0
 
 
 REFERENCE_EVAL = 48  # the reference config of ``UnitKind.seconds``: 48 eval pairs per task,

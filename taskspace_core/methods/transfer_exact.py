@@ -6,6 +6,7 @@ forms (sym-T and profile similarity), fed by whichever transfer estimate the use
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from taskspace_core.methods.registry import (
     register,
     register_kind,
     scoring_work,
+    stream_shares,
 )
 
 FIELDS = ("T", "T_first_order")  # every estimate of the transfer family feeds the views below
@@ -31,19 +33,24 @@ FIELDS = ("T", "T_first_order")  # every estimate of the transfer family feeds t
 def transfer_compute(ftgd_kind: str) -> Compute:
     """Compute function of a transfer kind over the updates of ``ftgd_kind`` (also the tuning halves')."""
 
-    def compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:
-        """Apply each tuned task's update once and score every missing evaluated task under it."""
-        from taskspace_core.ftgd import applied
-        from taskspace_core.probing import transfer_unit
+    def compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any, float]]:
+        """Per tuned task: its update applied once, every missing evaluated task scored in one stream,
+        then one unit per evaluated task (yielded only after the stream, so a crash writes none)."""
+        from taskspace_core.probing import transfer_stream, transfer_unit
 
         rows: dict[str, list[Unit]] = {}
         for u in units:
             rows.setdefault(u.task, []).append(u)
         for tuned, row in rows.items():
             result = ctx.value_of(ftgd_kind, tuned)
-            with applied(ctx.loaded, result):
-                for u in row:
-                    yield u, transfer_unit(ctx.loaded, result, ctx.tasks[u.other], ctx.pcfg)
+            evaluated = [ctx.tasks[u.other] for u in row]
+            t0 = time.perf_counter()
+            margins = transfer_stream(ctx.loaded, result, evaluated, ctx.pcfg)
+            values = (
+                transfer_unit(ctx.loaded, result, t, ctx.pcfg, margins=m)
+                for t, m in zip(evaluated, margins, strict=True)
+            )
+            yield from stream_shares(row, [len(m) for m in margins], time.perf_counter() - t0, values)
 
     return compute
 
