@@ -1,0 +1,111 @@
+"""How well does first-order transfer agree with exact transfer? (METHODS s4b; issue 13 item 2)
+
+Runs the BLiMP study (20 paradigms covering all 13 categories, 2 of them as two half
+tasks; see ``_study.py``) with exact and with first-order transfer, in one cache that both
+configs share (base and FTGD units are computed once), then prints
+
+* Spearman of T_first_order against T over all entries and over the off-diagonal ones;
+* per category, the mean within-category profile similarity of each estimate ("both ways":
+  from the exact T and from the first-order T), and each task's profile agreement
+  (Pearson of its exact and its first-order row, off the diagonal).
+
+The statistics use one task per paradigm (half ``a`` stands for a split paradigm).
+
+    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_first_order.py [--tiny] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+
+import numpy as np
+from _study import StudySpace, common_args, load, paradigm_view, run_both
+from scipy.stats import spearmanr
+
+from taskspace_core.spaces.matrices import symmetrise
+
+
+def agreement(exact: StudySpace, first: StudySpace) -> dict[str, float]:
+    """Spearman of the two estimates over all entries and over the off-diagonal entries."""
+    if exact.names != first.names:
+        raise ValueError("the two runs hold different tasks")
+    off = ~np.eye(len(exact.names), dtype=bool)
+    return {
+        "all": float(spearmanr(exact.T.ravel(), first.T.ravel())[0]),
+        "off_diagonal": float(spearmanr(exact.T[off], first.T[off])[0]),
+        "diagonal": float(spearmanr(np.diag(exact.T), np.diag(first.T))[0]),
+    }
+
+
+def within_category(sp: StudySpace, how: str = "exclude") -> dict[str, float]:
+    """Mean profile similarity (``profile_diagonal=how``) over the within-category pairs of each category."""
+    S = symmetrise(sp.T, "profile", profile_diagonal=how)
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(sp.categories):
+        by_cat[c].append(i)
+    out = {}
+    for c, idx in sorted(by_cat.items()):
+        if len(idx) > 1:
+            out[c] = float(np.mean([S[a, b] for k, a in enumerate(idx) for b in idx[k + 1 :]]))
+    return out
+
+
+def row_agreement(exact: StudySpace, first: StudySpace) -> np.ndarray:
+    """Per task: Pearson of its exact and its first-order transfer row, off the diagonal."""
+    n = len(exact.names)
+    out = np.empty(n)
+    for i in range(n):
+        keep = np.arange(n) != i
+        out[i] = np.corrcoef(exact.T[i, keep], first.T[i, keep])[0, 1]
+    return out
+
+
+def report(exact: StudySpace, first: StudySpace) -> str:
+    a = agreement(exact, first)
+    lines = [
+        f"first-order vs exact transfer on {len(exact.names)} paradigms ({len(set(exact.categories))} categories)",
+        f"  Spearman, all {exact.T.size} entries:        {a['all']:.3f}",
+        f"  Spearman, {exact.T.size - len(exact.names)} off-diagonal entries: {a['off_diagonal']:.3f}",
+        f"  Spearman, {len(exact.names)} self-transfers:       {a['diagonal']:.3f}",
+        f"  scale: median |T_fo| / |T| off the diagonal = {_scale_ratio(exact, first):.2f}",
+    ]
+    if a["off_diagonal"] < 0.85:
+        lines.append("  NOTE: off-diagonal agreement is below 0.85 Spearman")
+    lines.append("")
+    lines.append("within-category profile similarity (profile_diagonal=exclude), exact | first-order")
+    we, wf = within_category(exact), within_category(first)
+    for c in we:
+        lines.append(f"  {c:28s} {we[c]:+.3f} | {wf[c]:+.3f}")
+    lines.append(f"  {'mean':28s} {np.mean(list(we.values())):+.3f} | {np.mean(list(wf.values())):+.3f}")
+    lines.append("")
+    rows = row_agreement(exact, first)
+    lines.append(f"per-task row agreement (Pearson, off the diagonal): median {np.median(rows):.3f}, min {rows.min():.3f}")
+    for n, r in sorted(zip(exact.names, rows, strict=True), key=lambda x: x[1])[:5]:
+        lines.append(f"  lowest: {n:45s} {r:+.3f}")
+    return "\n".join(lines)
+
+
+def _scale_ratio(exact: StudySpace, first: StudySpace) -> float:
+    off = ~np.eye(len(exact.names), dtype=bool)
+    return float(np.median(np.abs(first.T[off])) / max(np.median(np.abs(exact.T[off])), 1e-12))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap)
+    ap.add_argument("--no-run", action="store_true", help="only read the cache (fails if a run is missing)")
+    args = ap.parse_args(argv)
+    study = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"))
+    exact, first = (paradigm_view(load(study, e)) for e in ("exact", "first_order"))
+    text = report(exact, first)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
