@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-
 from _common import ROOT, SHARED_BLIMP
 
 DEFAULT_CACHE = Path("/work/cache-study")

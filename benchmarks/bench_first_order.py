@@ -81,7 +81,9 @@ def report(exact: StudySpace, first: StudySpace) -> str:
     lines.append(f"  {'mean':28s} {np.mean(list(we.values())):+.3f} | {np.mean(list(wf.values())):+.3f}")
     lines.append("")
     rows = row_agreement(exact, first)
-    lines.append(f"per-task row agreement (Pearson, off the diagonal): median {np.median(rows):.3f}, min {rows.min():.3f}")
+    lines.append(
+        f"per-task row agreement (Pearson, off the diagonal): median {np.median(rows):.3f}, min {rows.min():.3f}"
+    )
     for n, r in sorted(zip(exact.names, rows, strict=True), key=lambda x: x[1])[:5]:
         lines.append(f"  lowest: {n:45s} {r:+.3f}")
     return "\n".join(lines)
