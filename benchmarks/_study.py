@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _common import ROOT, SHARED_BLIMP
+from _common import ROOT, SHARED_BLIMP, save_tiny_model
 
 DEFAULT_CACHE = Path("/work/cache-study")
 HALF = "__"  # a half task is named <paradigm>__a / <paradigm>__b
@@ -89,18 +89,6 @@ def _write_halves(tasks, path: Path) -> None:
             w.writerows(_halves(t))
 
 
-def _tiny_model(directory: Path) -> Path:
-    if not (directory / "config.json").exists():
-        sys.path.insert(0, str(ROOT))
-        from tests.tiny_runs import save_model
-
-        save_model(directory, seed=5)
-        # rotary positions: a longer window needs no new weights, and BLiMP words spell out to many tokens
-        config = directory / "config.json"
-        config.write_text(config.read_text().replace('"max_position_embeddings": 64', '"max_position_embeddings": 256'))
-    return directory
-
-
 def prepare(suite: str, cache: Path = DEFAULT_CACHE, tiny: bool = False, blimp: Path = SHARED_BLIMP) -> Study:
     """Write the suite's half-task file and its two configs under ``cache`` (nothing is computed)."""
     from taskspace_core.sources import load_tasks
@@ -118,7 +106,7 @@ def prepare(suite: str, cache: Path = DEFAULT_CACHE, tiny: bool = False, blimp: 
     whole = [n for n in names if n not in split]
     halves = root / f"{suite}_halves.csv"
     _write_halves(load_tasks(f"{source}:{','.join(split)}"), halves)
-    model = {"name": str(_tiny_model(root / "tiny-model")), "size": "tiny"} if tiny else {"name": "smollm2-135m"}
+    model = {"name": str(save_tiny_model(root / "tiny-model")), "size": "tiny"} if tiny else {"name": "smollm2-135m"}
     configs = {}
     for estimate in ("exact", "first_order"):
         cfg = {
