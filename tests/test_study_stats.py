@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from _study import StudySpace, paradigm_view  # noqa: E402
-from bench_first_order import agreement, within_category  # noqa: E402
+from bench_first_order import agreement, row_calibrated, within_category  # noqa: E402
 from bench_symmetrisation import category_separation, twin_ranks  # noqa: E402
 
 CATS = ["a", "a", "b", "b", "c", "c"]
@@ -62,3 +62,13 @@ def test_within_category_profile_similarity_is_high_for_shared_profiles():
     T = np.repeat(base, 2, axis=0) + 0.01 * np.random.default_rng(2).normal(size=(6, 6))
     out = within_category(StudySpace([f"t{i}" for i in range(6)], CATS, T), how="include")
     assert set(out) == {"a", "b", "c"} and min(out.values()) > 0.99
+
+
+def test_row_calibration_undoes_a_per_row_overshoot():
+    rng = np.random.default_rng(3)
+    T = rng.normal(size=(6, 6)) + 4 * np.eye(6)
+    factor = rng.uniform(0.5, 3.0, size=6)
+    exact = StudySpace([f"t{i}" for i in range(6)], CATS, T)
+    first = StudySpace(exact.names, CATS, T * factor[:, None])
+    assert np.allclose(row_calibrated(exact, first).T, T)
+    assert agreement(exact, row_calibrated(exact, first))["all"] == pytest.approx(1.0)
