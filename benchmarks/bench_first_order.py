@@ -1,6 +1,6 @@
 """How well does first-order transfer agree with exact transfer? (METHODS s4b; issue 13 item 2)
 
-Runs the BLiMP study (20 paradigms covering all 13 categories, 2 of them as two half
+Runs the BLiMP study (20 paradigms covering all 13 categories, 1 of them as two half
 tasks; see ``_study.py``) with exact and with first-order transfer, in one cache that both
 configs share (base and FTGD units are computed once), then prints
 
