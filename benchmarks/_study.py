@@ -91,17 +91,24 @@ def _write_halves(tasks, path: Path) -> None:
             w.writerows(_halves(t))
 
 
-def prepare(suite: str, cache: Path = DEFAULT_CACHE, tiny: bool = False, blimp: Path = SHARED_BLIMP) -> Study:
-    """Write the suite's half-task file and its two configs under ``cache`` (nothing is computed)."""
+def prepare(
+    suite: str, cache: Path = DEFAULT_CACHE, tiny: bool = False, blimp: Path = SHARED_BLIMP, n_paradigms: int = 20
+) -> Study:
+    """Write the suite's half-task file and its two configs under ``cache`` (nothing is computed).
+
+    ``n_paradigms`` keeps the first paradigms of the suite's list (pairs of one category come
+    first, so a cut keeps whole categories).
+    """
     from taskspace_core.sources import load_tasks
 
     root = cache / ("tiny" if tiny else "full")
     root.mkdir(parents=True, exist_ok=True)
     if suite == "blimp":
-        names, split = (TINY_4, TINY_4[1:2]) if tiny else (BLIMP_20, BLIMP_SPLIT)
+        names, split = (TINY_4, TINY_4[1:2]) if tiny else (BLIMP_20[:n_paradigms], BLIMP_SPLIT)
         source = f"blimp:{blimp}"
     elif suite == "builtin":
-        names, split = (BUILTIN_14[:4], BUILTIN_14[:1]) if tiny else (BUILTIN_14, BUILTIN_SPLIT)
+        names, split = (BUILTIN_14[:4], BUILTIN_14[:1]) if tiny else (BUILTIN_14[:n_paradigms], BUILTIN_SPLIT)
+        split = tuple(n for n in split if n in names)
         source = "builtin"
     else:
         raise ValueError(f"unknown suite {suite!r}; use blimp or builtin")
@@ -172,8 +179,10 @@ def paradigm_view(sp: StudySpace) -> StudySpace:
     return StudySpace(names, [sp.categories[i] for i in keep], sp.T[np.ix_(keep, keep)])
 
 
-def run_both(suite: str, cache: Path, tiny: bool, estimates: tuple[str, ...] = ("exact", "first_order")) -> Study:
-    study = prepare(suite, cache, tiny)
+def run_both(
+    suite: str, cache: Path, tiny: bool, estimates: tuple[str, ...] = ("exact", "first_order"), n_paradigms: int = 20
+) -> Study:
+    study = prepare(suite, cache, tiny, n_paradigms=n_paradigms)
     for estimate in estimates:
         run(study, estimate)
     return study
@@ -183,3 +192,4 @@ def common_args(ap) -> None:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="study cache (outside the repository)")
     ap.add_argument("--tiny", action="store_true", help="a tiny random-init model on 4 paradigms (for developing)")
     ap.add_argument("--out", type=Path, default=None, help="also write the printed tables here")
+    ap.add_argument("--paradigms", type=int, default=20, help="BLiMP paradigms (the first of the 20)")

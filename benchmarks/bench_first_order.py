@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     common_args(ap)
     ap.add_argument("--no-run", action="store_true", help="only read the cache (fails if a run is missing)")
     args = ap.parse_args(argv)
-    study = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"))
+    study = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"), args.paradigms)
     exact, first = (paradigm_view(load(study, e)) for e in ("exact", "first_order"))
     text = report(exact, first)
     print(text)

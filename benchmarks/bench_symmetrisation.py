@@ -96,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap)
     ap.add_argument("--no-run", action="store_true", help="only read the cache (fails if a run is missing)")
+    ap.add_argument("--builtin-paradigms", type=int, default=14, help="built-in paradigms (of 14)")
     args = ap.parse_args(argv)
     todo = () if args.no_run else ("exact",)
-    blimp = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"))
-    builtin = run_both("builtin", args.cache, args.tiny, todo)
+    blimp = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"), args.paradigms)
+    builtin = run_both("builtin", args.cache, args.tiny, todo, args.builtin_paradigms)
     parts = [
         table("BLiMP, exact T", load(blimp, "exact")),
         table("BLiMP, first-order T", load(blimp, "first_order")),
