@@ -36,3 +36,15 @@ def require_blimp() -> Path:
     if not SHARED_BLIMP.is_dir():
         sys.exit(f"BLiMP files not found at {SHARED_BLIMP}; this benchmark needs ../shared/blimp")
     return SHARED_BLIMP
+
+
+def save_tiny_model(directory: Path) -> Path:
+    """A random-init tiny Llama (tests/tiny_runs.py) saved once in ``directory``, for quick runs of a benchmark."""
+    if not (directory / "config.json").exists():
+        from tests.tiny_runs import save_model
+
+        save_model(directory, seed=5)
+        # rotary positions: a longer window needs no new weights, and real sentences spell out to many tokens
+        config = directory / "config.json"
+        config.write_text(config.read_text().replace('"max_position_embeddings": 64', '"max_position_embeddings": 256'))
+    return directory

@@ -1,0 +1,190 @@
+"""How well does first-order transfer agree with exact transfer? (METHODS s4b; issue 13 item 2)
+
+Runs the BLiMP study (20 paradigms covering all 13 categories, 1 of them as two half
+tasks; see ``_study.py``) with exact and with first-order transfer, in one cache that both
+configs share (base and FTGD units are computed once), then prints
+
+* Spearman of T_first_order against T over all entries and over the off-diagonal ones;
+* the same after calibrating each first-order row by the exact self-transfer (N transfer
+  units instead of N x N: a cheap correction when the update's effect saturates);
+* per category, the mean within-category profile similarity of each estimate ("both ways":
+  from the exact T and from the first-order T), and each task's profile agreement
+  (Pearson of its exact and its first-order row, off the diagonal).
+
+The statistics use one task per paradigm (half ``a`` stands for a split paradigm).
+
+    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_first_order.py [--tiny] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+
+import numpy as np
+from _study import HALF, StudySpace, common_args, load, paradigm_view, run_both
+from scipy.stats import spearmanr
+
+from taskspace_core.spaces.matrices import symmetrise
+
+
+def agreement(exact: StudySpace, first: StudySpace) -> dict[str, float]:
+    """Spearman of the two estimates over all entries and over the off-diagonal entries."""
+    if exact.names != first.names:
+        raise ValueError("the two runs hold different tasks")
+    off = ~np.eye(len(exact.names), dtype=bool)
+    return {
+        "all": float(spearmanr(exact.T.ravel(), first.T.ravel())[0]),
+        "off_diagonal": float(spearmanr(exact.T[off], first.T[off])[0]),
+        "diagonal": float(spearmanr(np.diag(exact.T), np.diag(first.T))[0]),
+    }
+
+
+def row_calibrated(exact: StudySpace, first: StudySpace) -> StudySpace:
+    """First-order rows rescaled so each self-transfer matches the exact one (costs N diagonal transfer units).
+
+    Where the update's effect saturates, first-order overshoots a whole row by about the same
+    factor; the exact self-transfer measures that factor. Rows whose self-transfers are not
+    both positive are left as they are.
+    """
+    d_ex, d_fo = np.diag(exact.T), np.diag(first.T)
+    ok = (d_ex > 0) & (d_fo > 0)
+    factor = np.where(ok, d_ex / np.where(ok, d_fo, 1.0), 1.0)
+    return StudySpace(first.names, first.categories, first.T * factor[:, None])
+
+
+def shared_midpoint(study, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``delta_i . grad m_j`` at the shared half-update point ``theta + sum_i delta_i / 2`` (N more gradients).
+
+    Returns (that matrix, the cached base-point first-order matrix), rows/cols in ``names``
+    order. The per-pair half-update point ``theta + delta_i / 2`` would cost N x N gradients
+    (about as much as exact transfer); sharing one point costs N, and its curvature term
+    ``delta_i' H_j delta_i / 2`` is the per-pair one plus cross terms of the other updates.
+    """
+    from precompute.config import load_config
+    from precompute.runner import build_plan
+    from taskspace_core.ftgd import applied
+    from taskspace_core.models import load_model
+    from taskspace_core.probing import delta_dot, eval_gradient
+    from taskspace_core.store import Store
+
+    store = Store()
+    plan = build_plan(load_config(study.configs["first_order"]), store, load_weights=False)
+    units = {(u.kind, u.task): u.key for u in plan.models[0].units}
+    results = {n: store.require(units[("ftgd", n)]) for n in names}
+    base = np.array([[store.require(units[("egrad", j)])["dots"][i] for j in names] for i in names])
+    merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in results[names[0]].delta:
+        idx = np.concatenate([r.delta[name][0].astype(np.int64) for r in results.values()])
+        vals = np.concatenate([r.delta[name][1].astype(np.float64) for r in results.values()])
+        uniq, inv = np.unique(idx, return_inverse=True)  # overlapping masks: their halves add up
+        merged[name] = (uniq, (np.bincount(inv, weights=vals / 2.0, minlength=len(uniq))).astype(np.float32))
+    loaded = load_model(plan.models[0].entry.spec)
+    pcfg = plan.pcfg
+    mid = np.empty((len(names), len(names)))
+    with applied(loaded, merged):
+        for j, name in enumerate(names):
+            grads = eval_gradient(loaded, plan.taskset[name], pcfg)
+            mid[:, j] = [delta_dot(results[i], grads) for i in names]
+    return mid, base
+
+
+def within_category(sp: StudySpace, how: str = "exclude") -> dict[str, float]:
+    """Mean profile similarity (``profile_diagonal=how``) over the within-category pairs of each category."""
+    S = symmetrise(sp.T, "profile", profile_diagonal=how)
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(sp.categories):
+        by_cat[c].append(i)
+    out = {}
+    for c, idx in sorted(by_cat.items()):
+        if len(idx) > 1:
+            out[c] = float(np.mean([S[a, b] for k, a in enumerate(idx) for b in idx[k + 1 :]]))
+    return out
+
+
+def row_agreement(exact: StudySpace, first: StudySpace) -> np.ndarray:
+    """Per task: Pearson of its exact and its first-order transfer row, off the diagonal."""
+    n = len(exact.names)
+    out = np.empty(n)
+    for i in range(n):
+        keep = np.arange(n) != i
+        out[i] = np.corrcoef(exact.T[i, keep], first.T[i, keep])[0, 1]
+    return out
+
+
+def report(exact: StudySpace, first: StudySpace) -> str:
+    a = agreement(exact, first)
+    lines = [
+        f"first-order vs exact transfer on {len(exact.names)} paradigms ({len(set(exact.categories))} categories)",
+        f"  Spearman, all {exact.T.size} entries:        {a['all']:.3f}",
+        f"  Spearman, {exact.T.size - len(exact.names)} off-diagonal entries: {a['off_diagonal']:.3f}",
+        f"  Spearman, {len(exact.names)} self-transfers:       {a['diagonal']:.3f}",
+        f"  scale: median |T_fo| / |T| off the diagonal = {_scale_ratio(exact, first):.2f}",
+    ]
+    if a["off_diagonal"] < 0.85:
+        lines.append("  NOTE: off-diagonal agreement is below 0.85 Spearman")
+    c = agreement(exact, row_calibrated(exact, first))
+    lines.append(
+        f"  rows calibrated by the exact self-transfer (N more transfer units): "
+        f"Spearman all {c['all']:.3f}, off-diagonal {c['off_diagonal']:.3f}"
+    )
+    lines.append("")
+    lines.append("within-category profile similarity (profile_diagonal=exclude), exact | first-order")
+    we, wf = within_category(exact), within_category(first)
+    for c in we:
+        lines.append(f"  {c:28s} {we[c]:+.3f} | {wf[c]:+.3f}")
+    lines.append(f"  {'mean':28s} {np.mean(list(we.values())):+.3f} | {np.mean(list(wf.values())):+.3f}")
+    lines.append("")
+    rows = row_agreement(exact, first)
+    lines.append(
+        f"per-task row agreement (Pearson, off the diagonal): median {np.median(rows):.3f}, min {rows.min():.3f}"
+    )
+    for n, r in sorted(zip(exact.names, rows, strict=True), key=lambda x: x[1])[:5]:
+        lines.append(f"  lowest: {n:45s} {r:+.3f}")
+    return "\n".join(lines)
+
+
+def midpoint_report(study, exact_full: StudySpace) -> str:
+    mid, base = shared_midpoint(study, exact_full.names)
+    keep = [i for i, n in enumerate(exact_full.names) if not n.endswith(f"{HALF}b")]  # as paradigm_view
+    ex = paradigm_view(exact_full)
+    sub = np.ix_(keep, keep)
+    lines = ["first-order at a shared half-update point theta + sum(delta)/2 (N more gradients):"]
+    for label, M in (
+        ("midpoint only", mid),
+        ("mean of base and midpoint", (mid + base) / 2),
+        ("base (as cached)", base),
+    ):
+        a = agreement(ex, StudySpace(ex.names, ex.categories, M[sub]))
+        lines.append(f"  {label:28s} Spearman all {a['all']:.3f}, off-diagonal {a['off_diagonal']:.3f}")
+    return "\n".join(lines)
+
+
+def _scale_ratio(exact: StudySpace, first: StudySpace) -> float:
+    off = ~np.eye(len(exact.names), dtype=bool)
+    return float(np.median(np.abs(first.T[off])) / max(np.median(np.abs(exact.T[off])), 1e-12))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap)
+    ap.add_argument("--no-run", action="store_true", help="only read the cache (fails if a run is missing)")
+    ap.add_argument(
+        "--midpoint", action="store_true", help="also the estimate averaged with a shared half-update point"
+    )
+    args = ap.parse_args(argv)
+    study = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"), args.paradigms)
+    exact, first = (paradigm_view(load(study, e)) for e in ("exact", "first_order"))
+    text = report(exact, first)
+    if args.midpoint:
+        text += "\n\n" + midpoint_report(study, load(study, "exact"))
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
