@@ -193,3 +193,12 @@ def common_args(ap) -> None:
     ap.add_argument("--tiny", action="store_true", help="a tiny random-init model on 4 paradigms (for developing)")
     ap.add_argument("--out", type=Path, default=None, help="also write the printed tables here")
     ap.add_argument("--paradigms", type=int, default=20, help="BLiMP paradigms (the first of the 20)")
+
+
+def emit(text: str, out: Path | None) -> int:
+    """Print a study's tables and, with ``--out``, keep them in a file too."""
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    return 0

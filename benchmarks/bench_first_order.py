@@ -23,7 +23,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
-from _study import HALF, StudySpace, common_args, load, paradigm_view, run_both
+from _study import HALF, StudySpace, common_args, emit, load, paradigm_view, run_both
 from scipy.stats import spearmanr
 
 from taskspace_core.spaces.matrices import symmetrise
@@ -179,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(exact, first)
     if args.midpoint:
         text += "\n\n" + midpoint_report(study, load(study, "exact"))
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from _study import HALF, StudySpace, common_args, load, paradigm_view, run_both
+from _study import HALF, StudySpace, common_args, emit, load, paradigm_view, run_both
 from scipy.stats import rankdata
 
 from taskspace_core.spaces.matrices import SpaceWarning, scale_similarity, symmetrise
@@ -107,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         table("built-in suite, exact T", load(builtin, "exact")),
     ]
     text = "\n\n".join(parts)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":
