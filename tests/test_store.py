@@ -33,23 +33,27 @@ from tests.tiny_runs import save_model, write_config, write_tasks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def assert_same(a: Any, b: Any, where: str = "value") -> None:
-    """Equal in type and value, recursively (arrays: dtype, shape and bits; NaN equals NaN)."""
+def assert_same(a: Any, b: Any, where: str = "value", rtol: float = 0.0) -> None:
+    """Equal in type and value, recursively (arrays: dtype, shape and bits, or float arrays to ``rtol``;
+    NaN equals NaN)."""
     assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
     if isinstance(a, np.ndarray):
         assert a.dtype == b.dtype and a.shape == b.shape, where
-        np.testing.assert_array_equal(a, b, err_msg=where)
+        if rtol and np.issubdtype(a.dtype, np.floating):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol, err_msg=where)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=where)
     elif dataclasses.is_dataclass(a):
         for f in dataclasses.fields(a):
-            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}", rtol)
     elif isinstance(a, dict):
         assert list(a) == list(b), where
         for k in a:
-            assert_same(a[k], b[k], f"{where}[{k!r}]")
+            assert_same(a[k], b[k], f"{where}[{k!r}]", rtol)
     elif isinstance(a, list | tuple):
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
+            assert_same(x, y, f"{where}[{i}]", rtol)
     elif isinstance(a, float) and np.isnan(a):
         assert np.isnan(b), where
     else:
@@ -280,14 +284,16 @@ def test_a_damaged_cache_is_healed_by_the_next_run(tmp_path, monkeypatch, caplog
         damaged = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
         assert len(damaged) == len(damages), damaged  # each reported once
         store = Store(tmp_path / "cache")
-        for key, value in original.items():  # recomputed to the same numbers (only the timing differs)
+        # recomputed to the same numbers: only the timing differs, and float sums in the last bits
+        # (a healed transfer unit is scored in a smaller stream, so its batches are summed in another order)
+        for key, value in original.items():
             got = store.get(key)
             if isinstance(value, FTGDResult):
                 got, value = dataclasses.replace(got, seconds=0.0), dataclasses.replace(value, seconds=0.0)
-            assert_same(got, value, key)
+            assert_same(got, value, key, rtol=1e-5)
         after = load_space(store, rec["key"])
         for m in ("T", "G", "J", "lift_per_tensor", "lift_uniform"):
-            np.testing.assert_array_equal(getattr(after, m), getattr(before, m))
+            np.testing.assert_allclose(getattr(after, m), getattr(before, m), rtol=1e-5, atol=1e-5, err_msg=m)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="taskspace_core.store"):
         assert main(["run", "--config", str(cfg), "--quiet"]) == 0
