@@ -11,10 +11,11 @@ from taskspace_core.configs import ModelError
 from taskspace_core.store import StoreError
 from taskspace_core.tasks import TaskError
 
-COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain", "cmd_users", "cmd_pairs")
+COMMANDS = ("cmd_eval", "cmd_tasks", "cmd_run", "cmd_pretrain", "cmd_users", "cmd_pairs", "cmd_findings")
 # the module of each subcommand: a command line imports only its own (``run`` never imports torch)
 COMMAND_MODULES = {"eval": "cmd_eval", "tasks": "cmd_tasks", "run": "cmd_run", "export": "cmd_run",
-                   "pretrain": "cmd_pretrain", "users": "cmd_users", "pairs": "cmd_pairs"}  # fmt: skip
+                   "pretrain": "cmd_pretrain", "users": "cmd_users", "pairs": "cmd_pairs",
+                   "findings": "cmd_findings"}  # fmt: skip
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -12,11 +12,22 @@ numpy/scipy/scikit-learn; no torch, no Streamlit. Modules, by what they hold:
 * :mod:`.series` generalisation, distributedness, stability
 * :mod:`.geometry` MDS/UMAP, Procrustes, linkage trees, clusters
 * :mod:`.uncertainty` bootstrap intervals over eval pairs, split-half reliability (noise ceiling)
+* :mod:`.findings` the paper's three series findings tested: trends with paired intervals and p
 * :mod:`.placement` where an added task lands: nearest neighbours, best-fitting category
 
 Every public name is re-exported here, so ``from taskspace_core.spaces import X`` works.
 """
 
+from taskspace_core.spaces.findings import (
+    Comparison,
+    StabilityTest,
+    Trend,
+    compare_spaces,
+    distributedness_trend,
+    generalisation_trend,
+    stability_test,
+    trend_p,
+)
 from taskspace_core.spaces.fits import (
     DEFAULT_PERMUTATIONS,
     FitResult,
@@ -69,6 +80,7 @@ from taskspace_core.spaces.series import (
     Stability,
     distributedness,
     generalisation,
+    generalisation_parts,
     generalisation_scores,
     model_generalisation,
     stability,
@@ -87,6 +99,15 @@ from taskspace_core.spaces.uncertainty import (
 )
 
 __all__ = [
+    "Comparison",
+    "StabilityTest",
+    "Trend",
+    "compare_spaces",
+    "distributedness_trend",
+    "generalisation_trend",
+    "stability_test",
+    "trend_p",
+    "generalisation_parts",
     "CategoryFit",
     "DEFAULT_BOOTSTRAP",
     "DEFAULT_PERMUTATIONS",

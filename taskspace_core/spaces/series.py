@@ -71,13 +71,8 @@ def generalisation(
     tasks ``n_boot`` times (seeded).
     """
     A = _as_square(T, "transfer matrix")
-    n = A.shape[0]
-    cats = _category_array(categories, n)
-    usable, floor = usable_self_transfer(A, noise_floor, self_lower)
-    mates = [[j for j in range(n) if j != i and cats[i] is not None and cats[j] == cats[i]] for i in range(n)]
-    has_mates = np.array([bool(m) for m in mates])
-    num = np.array([float(np.mean(A[i, m])) if m else np.nan for i, m in enumerate(mates)])
-    inc = has_mates & usable
+    num, _, inc, has_mates, floor = _parts(A, categories, noise_floor, self_lower)
+    left_out = has_mates & ~inc  # has category-mates but no usable self-transfer
     per_task = np.where(inc, num / np.where(inc, np.diag(A), 1.0), np.nan)
     k = int(inc.sum())
     value = low = high = float("nan")
@@ -93,12 +88,37 @@ def generalisation(
         high=high,
         per_task=tuple(float(x) for x in per_task),
         n_included=k,
-        n_excluded=int((has_mates & ~usable).sum()),
+        n_excluded=int(left_out.sum()),
         n_without_mates=int((~has_mates).sum()),
-        excluded=tuple(int(i) for i in np.flatnonzero(has_mates & ~usable)),
+        excluded=tuple(int(i) for i in np.flatnonzero(left_out)),
         noise_floor=floor,
         interval=f"{level:.0%} percentile bootstrap over the {k} included tasks ({n_boot} resamples, seed {seed})",
     )
+
+
+def _parts(
+    A: np.ndarray, categories: Sequence[object], noise_floor: float | None, self_lower: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    n = A.shape[0]
+    cats = _category_array(categories, n)
+    usable, floor = usable_self_transfer(A, noise_floor, self_lower)
+    mates = [[j for j in range(n) if j != i and cats[i] is not None and cats[j] == cats[i]] for i in range(n)]
+    has_mates = np.array([bool(m) for m in mates])
+    num = np.array([float(np.mean(A[i, m])) if m else np.nan for i, m in enumerate(mates)])
+    return num, np.diag(A).copy(), has_mates & usable, has_mates, floor
+
+
+def generalisation_parts(
+    T: np.ndarray,
+    categories: Sequence[object],
+    *,
+    self_lower: np.ndarray | None = None,
+    noise_floor: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per task: mean transfer to category-mates, self-transfer, and whether the task is included
+    (it has mates and a usable self-transfer, as in :func:`generalisation`)."""
+    num, den, inc, _, _ = _parts(_as_square(T, "transfer matrix"), categories, noise_floor, self_lower)
+    return num, den, inc
 
 
 def generalisation_scores(
