@@ -256,6 +256,26 @@ def headline(rec: dict[str, Any]) -> str | None:
     return Headline(**{**found, "ci": tuple(found["ci"]) if found["ci"] else None}).sentence()
 
 
+def findings(records: list[dict[str, Any]], which: str = "profile", estimate: str = "exact") -> dict[str, Any]:
+    """The three series findings (:mod:`taskspace_core.series_findings`) of these spaces: report lines and
+    the per-model table (records), computed once per (spaces, settings) on the background worker."""
+    from taskspace_core.series_findings import series_findings
+
+    directory = cache_path()
+    recs = sorted(records, key=lambda r: r["key"])
+    spaces_ = [s for s in (_load(directory, r["key"], float(r.get("created", 0))) for r in recs) if s is not None]
+
+    def compute() -> dict[str, Any]:
+        found = series_findings(spaces_, space=which, estimate=estimate)
+        return {"report": found.report(), "table": found.table().to_dict("list")}
+
+    ids = tuple((r["key"], float(r.get("created", 0))) for r in recs)
+    fut = background().submit(
+        stat_key(recs[0]["key"], ids[0][1], "findings", spaces=ids, which=which, estimate=estimate), compute
+    )
+    return _wait(fut, f"testing the series findings over {len(spaces_)} models (bootstrap over tasks, Mantel tests)…")
+
+
 # ------------------------------------------------------------------ the background worker
 
 

@@ -52,11 +52,12 @@ class SeriesFindings:
             for x, v, lo, hi in zip(t.x, t.value, t.low, t.high, strict=True):
                 rows.append({"finding": "within-between lift", "size": size, "x": x, "value": v, "low": lo, "high": hi})
         for size, s in self.stability.items():
-            for k, c in enumerate(s.consecutive):
-                rows.append(
-                    {"finding": "stability vs previous", "size": size, "x": s.x[k + 1], "value": c.rho,
-                     "low": c.low, "high": c.high, "p": c.p}
-                )  # fmt: skip
+            for what, comps, xs in (("vs previous", s.consecutive, s.x[1:]), ("vs last", s.against_last, s.x[:-1])):
+                for x, c in zip(xs, comps, strict=True):
+                    rows.append(
+                        {"finding": f"stability {what}", "size": size, "x": x, "value": c.rho,
+                         "low": c.low, "high": c.high, "p": c.p}
+                    )  # fmt: skip
         return pd.DataFrame(rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,9 @@ def test_overlap_tabs(cache: Path) -> None:
         at.session_state["overlap_tab"] = tab
         ok(at.run())
         assert charts(at) == n, tab
+        if tab == "Across sizes and checkpoints":  # the distributedness finding, tested per size
+            gap = next(m.value for m in at.markdown if "Does the gap grow?" in m.value)
+            assert gap.count("within - between lift") == 2 and "p = " in gap
         if tab == "Where masks live":
             assert at.selectbox(key="qp_task").value == "anaphor_gender"
 
@@ -153,6 +157,11 @@ def test_hypotheses(cache: Path) -> None:
     assert set(fits["level"]) == {"category", "field"} and len(fits) == 12
     assert {"spearman", "mantel_p", "ari", "ari_p", "within_minus_between", "n_tasks"} <= set(fits.columns)
     assert any("n = 8 tasks" in c.value for c in at.caption)
+    # the three findings of the synthetic series (2 sizes x 3 steps), each with its interval and p
+    report = next(m.value for m in at.markdown if "(1) by size" in m.value)
+    assert report.count("(2) ") == 2 and report.count("(3) ") == 2 and "p = " in report
+    stab = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert all(t["error_y"]["array"] for t in stab["data"])  # whiskers on every stability line
 
 
 def test_pairs_page_paradigm_editor(cache: Path) -> None:

@@ -136,5 +136,5 @@ def test_series_findings_on_a_cached_series_match_the_statistics_they_wrap(tmp_p
     assert main(["findings", "--series", SERIES, "--bootstrap", "100", "--permutations", "99", "--csv", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("(1) by size") == 1 and printed.count("(2) ") == 2 and printed.count("(3) ") == 2
-    assert len(pd.read_csv(out)) == len(SIZES) * (1 + len(STEPS) + len(STEPS) - 1)
+    assert len(pd.read_csv(out)) == len(SIZES) * (1 + len(STEPS) + 2 * (len(STEPS) - 1))
     assert main(["findings", "--series", "no-such-series"]) == 2

@@ -104,6 +104,8 @@ for r in series.records:
                 "size": str(r.get("size_label") or reading.model_name(r)),
                 "step": r.get("step") or 0,
                 "generalisation": g.value,
+                "generalisation_ci_lo": g.low,
+                "generalisation_ci_hi": g.high,
                 "interval": f"[{g.low:.3g}, {g.high:.3g}]",
                 "n tasks": g.n_included,
                 "left out (self-transfer)": g.n_excluded,
@@ -125,28 +127,52 @@ if gen:
 else:
     st.info("No transfer matrix in this series: run the 'transfer' method to see generalisation.")
 
-st.subheader("Stability across checkpoints")
-stab = []
-for size in series.sizes:
-    recs = [r for r in series.records if str(r.get("size_label") or "") == size and r.get("step") is not None]
-    if len(recs) < 2:
-        continue
-    st_res = spaces.stability([reading.matrix(r, which, estimate)[0] for r in recs])
-    for k, r in enumerate(recs):
-        stab.append(
-            {
-                "size": size,
-                "step": r["step"],
-                "vs last": st_res.against_last[k],
-                "vs previous": st_res.consecutive[k - 1] if k else float("nan"),
-            }
+stab = pd.DataFrame()
+if len(series.records) > 1:
+    st.subheader("The paper's three findings on this series")
+    try:
+        found = reading.findings(list(series.records), which, estimate)
+    except spaces.SpaceError as exc:
+        found = None
+        st.warning(f"The series findings could not be tested: {widgets.md(str(exc))}")
+    if found is not None:
+        table = pd.DataFrame(found["table"])
+        if not table.empty:
+            stab = table[table["finding"].str.startswith("stability")]
+        st.markdown("\n".join(f"- {widgets.md(line)}" for line in found["report"]))
+        st.caption(
+            "(1) generalisation at each size's last checkpoint, (2) overlap lift within minus between categories "
+            "over steps, (3) stability of the task space over steps. Intervals: 95% bootstrap over tasks, the same "
+            "resampled tasks for every model, so changes are paired; change p: two-sided bootstrap; trend p: "
+            "permutation of the models' order (3 models cannot reach p < 0.33)."
         )
-if stab:
-    df_s = pd.DataFrame(stab).melt(id_vars=["size", "step"], var_name="compared", value_name="spearman")
+st.subheader("Stability across checkpoints")
+if not stab.empty:
+    df_s = pd.DataFrame(
+        {
+            "size": stab["size"],
+            "step": stab["x"].astype(int),
+            "compared": stab["finding"].str.replace("stability ", "", regex=False),
+            "spearman": stab["value"],
+            "spearman_ci_lo": stab["low"],
+            "spearman_ci_hi": stab["high"],
+            "mantel p": stab["p"].round(4),
+        }
+    )
     fig_s = plots.series_lines(
-        df_s, x="step", y="spearman", group="size", dash="compared", title="Spearman between checkpoints' task spaces"
+        df_s,
+        x="step",
+        y="spearman",
+        group="size",
+        dash="compared",
+        hover_cols=["mantel p"],
+        title=f"Spearman between checkpoints' task spaces ({reading.MATRICES[which][0]})",
     )
     st.plotly_chart(fig_s, width="stretch", key="hyp_stab")
+    st.caption(
+        "'vs previous' at a step compares it with the checkpoint before; 'vs last' with the last checkpoint. "
+        "Whiskers: 95% bootstrap over tasks; p: one-sided Mantel test (999 joint shuffles of one space's tasks)."
+    )
     downloads.downloads(fig_s, df_s, "taskspace_stability", "stab")
 else:
     st.info("Stability needs at least two checkpoints of one size in this series.")

@@ -131,4 +131,14 @@ with tab_series:
                     "Solid: same-category task pairs; dashed: different categories. The paper finds the gap "
                     "grows with pre-training."
                 )
+                try:
+                    lines = [ln for ln in reading.findings(recs)["report"] if ln.startswith("(2)")]
+                except spaces.SpaceError:
+                    lines = []
+                if lines:
+                    st.markdown(
+                        "**Does the gap grow?** Per-tensor lift within minus between categories, first vs last "
+                        "step (95% bootstrap over tasks, two-sided p), and its Spearman with step:\n"
+                        + "\n".join(f"- {widgets.md(ln[4:])}" for ln in lines)
+                    )
                 downloads.downloads(fig_d, df_d, "taskspace_distributedness", "distr")

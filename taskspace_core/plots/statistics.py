@@ -24,7 +24,8 @@ def series_lines(
     hover_cols: Sequence[str] = (),
     hline: float | None = None,
 ) -> go.Figure:
-    """Lines of ``y`` against ``x``, one per value of ``group`` (and line style per ``dash``)."""
+    """Lines of ``y`` against ``x``, one per value of ``group`` (and line style per ``dash``); whiskers
+    where ``df`` has ``{y}_ci_lo`` / ``{y}_ci_hi``."""
     fig = go.Figure()
     colors = category_colors([str(g) for g in df[group].unique()]) if len(df) else {}
     dashes = ["solid", "dash", "dot", "dashdot"]
@@ -43,6 +44,7 @@ def series_lines(
                     name=esc(f"{g} · {dv}" if dash else g),
                     line={"color": col, "dash": dashes[k % len(dashes)]},
                     customdata=sub[list(hover_cols)].to_numpy() if hover_cols else None,
+                    error_y=_whiskers(sub, y),
                     hovertemplate=f"{esc(group)} {esc(g)}<br>{esc(x)} %{{x}}<br>{esc(y_label or y)} %{{y:.3f}}"
                     + extra
                     + "<extra></extra>",

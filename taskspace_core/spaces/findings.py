@@ -162,14 +162,20 @@ def generalisation_trend(
     return _trend("generalisation", x, point, reps, n, level, seed)
 
 
-def _pair_stats(L: np.ndarray, cats: np.ndarray, ix: np.ndarray) -> float:
+def _category_codes(categories: Sequence[object], n: int) -> np.ndarray:
+    """Integer code per task, -1 where it has no category."""
+    cats = _category_array(categories, n)
+    known = sorted({c for c in cats if c is not None})
+    return np.array([-1 if c is None else known.index(c) for c in cats])
+
+
+def _pair_stats(L: np.ndarray, codes: np.ndarray, ix: np.ndarray) -> float:
     """Mean lift within minus between categories over pairs of distinct resampled tasks ``ix``."""
     a, b = np.triu_indices(ix.size, k=1)
     i, j = ix[a], ix[b]
     vals = L[i, j]
-    known = np.array([cats[u] is not None and cats[v] is not None for u, v in zip(i, j, strict=True)], dtype=bool)
-    ok = (i != j) & known & np.isfinite(vals)
-    same = np.array([cats[u] == cats[v] for u, v in zip(i, j, strict=True)], dtype=bool)
+    ok = (i != j) & (codes[i] >= 0) & (codes[j] >= 0) & np.isfinite(vals)
+    same = codes[i] == codes[j]
     w, bt = vals[ok & same], vals[ok & ~same]
     return float(w.mean() - bt.mean()) if w.size and bt.size else float("nan")
 
@@ -190,10 +196,10 @@ def distributedness_trend(
     n = Ls[0].shape[0]
     if any(L.shape[0] != n for L in Ls):
         raise SpaceError("All lift matrices must cover the same tasks.")
-    cats = _category_array(categories, n)
+    codes = _category_codes(categories, n)
     idx = _task_resamples(n, n_boot, seed)
-    point = np.array([_pair_stats(L, cats, np.arange(n)) for L in Ls])
-    reps = np.array([[_pair_stats(L, cats, ix) for L in Ls] for ix in idx])
+    point = np.array([_pair_stats(L, codes, np.arange(n)) for L in Ls])
+    reps = np.array([[_pair_stats(L, codes, ix) for L in Ls] for ix in idx])
     return _trend("within - between lift", x, point, reps, n, level, seed)
 
 
