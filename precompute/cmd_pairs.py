@@ -69,8 +69,10 @@ def _configs_in_store(store: Store) -> list:
 
 
 def ftgd_key(fingerprint: str, spec: ModelSpec, task: Task, pcfg: Any) -> str:
-    """The runner's key of task's FTGD unit (as in ``precompute.runner._unit_keys``)."""
-    return make_key("ftgd", fp=fingerprint, rev=spec.revision, task=task.content_hash(), **pcfg.unit_key("ftgd"))
+    """The runner's key of task's FTGD unit."""
+    from precompute.runner import unit_key
+
+    return unit_key("ftgd", fingerprint, spec.revision, task.content_hash(), pcfg)
 
 
 def find_ftgd(store: Store, fingerprint: str, spec: ModelSpec, task: Task) -> tuple[Any, str | None]:

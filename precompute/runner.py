@@ -99,23 +99,26 @@ def unit_seconds(store: Store) -> dict[str, float]:
     return {k: (sum(v) / len(v) if v else registry.kind(k).seconds) for k, v in sums.items()}
 
 
+def unit_key(kind: str, fp: str, rev: str | None, task: str, pcfg: ProbeConfig, **scope: str) -> str:
+    """Store key of one unit (``task``: the task's content hash; ``scope``: ``tuned`` for a pair unit,
+    ``all`` for a task-in-set unit): the one formula for the runner and for readers of its units."""
+    return make_key(kind, fp=fp, rev=rev, task=task, **scope, **registry.kind(kind).key_parts(pcfg))
+
+
 def _unit_keys(fp: str, entry: ModelEntry, tasks: TaskSet, cfg: RunConfig, pcfg: ProbeConfig) -> list[Unit]:
     """Every unit of one model: the unit kinds of the active methods, keyed as each kind declares."""
     rev = entry.spec.revision
     units: list[Unit] = []
     for kind in registry.planned_kinds(registry.active(cfg.methods, pcfg)):
-        parts = kind.key_parts(pcfg)
         if kind.scope == "pair":
             for ti in tasks:
                 for tj in tasks:
-                    key = make_key(kind.name, fp=fp, rev=rev, tuned=ti.content_hash(), task=tj.content_hash(), **parts)
+                    key = unit_key(kind.name, fp, rev, tj.content_hash(), pcfg, tuned=ti.content_hash())
                     units.append(Unit(kind.name, key, ti.name, tj.name))
             continue
         extra = {"all": tasks.content_hash()} if kind.scope == "task_in_set" else {}
         for t in tasks:
-            units.append(
-                Unit(kind.name, make_key(kind.name, fp=fp, rev=rev, task=t.content_hash(), **extra, **parts), t.name)
-            )
+            units.append(Unit(kind.name, unit_key(kind.name, fp, rev, t.content_hash(), pcfg, **extra), t.name))
     return units
 
 
