@@ -130,6 +130,16 @@ def _task_resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _series(mats: Sequence[np.ndarray], x: Sequence[float], what: str) -> list[np.ndarray]:
+    """The models' square matrices, checked: at least two, one x each, all over the same tasks."""
+    if len(mats) != len(x) or len(mats) < 2:
+        raise SpaceError("A trend needs at least two models, each with its x value.")
+    out = [_as_square(M, what) for M in mats]
+    if len({M.shape for M in out}) != 1:
+        raise SpaceError(f"Every {what} of a series must cover the same tasks.")
+    return out
+
+
 def generalisation_trend(
     Ts: Sequence[np.ndarray],
     x: Sequence[float],
@@ -144,12 +154,8 @@ def generalisation_trend(
     The guard of :func:`generalisation` applies per model (tasks whose self-transfer is not
     above the noise floor are left out of that model); resampling is over all tasks.
     """
-    if len(Ts) != len(x) or len(Ts) < 2:
-        raise SpaceError("A trend needs at least two models, each with its x value.")
-    parts = [generalisation_parts(_as_square(T, "transfer matrix"), categories) for T in Ts]
+    parts = [generalisation_parts(T, categories) for T in _series(Ts, x, "transfer matrix")]
     n = parts[0][0].size
-    if any(p[0].size != n for p in parts):
-        raise SpaceError("All transfer matrices must cover the same tasks.")
     idx = _task_resamples(n, n_boot, seed)
 
     def ratio(num: np.ndarray, den: np.ndarray, inc: np.ndarray, ix: np.ndarray) -> np.ndarray:
@@ -190,12 +196,8 @@ def distributedness_trend(
     level: float = 0.95,
 ) -> Trend:
     """Finding 2: mean overlap lift within minus between categories of each model along ``x`` (e.g. step)."""
-    if len(lifts) != len(x) or len(lifts) < 2:
-        raise SpaceError("A trend needs at least two models, each with its x value.")
-    Ls = [_as_square(L, "overlap-lift matrix") for L in lifts]
+    Ls = _series(lifts, x, "overlap-lift matrix")
     n = Ls[0].shape[0]
-    if any(L.shape[0] != n for L in Ls):
-        raise SpaceError("All lift matrices must cover the same tasks.")
     codes = _category_codes(categories, n)
     idx = _task_resamples(n, n_boot, seed)
     point = np.array([_pair_stats(L, codes, np.arange(n)) for L in Ls])
