@@ -13,7 +13,7 @@ from taskspace_core.models import LoadedModel
 from taskspace_core.scoring import margins_with_grad
 from taskspace_core.tasks import MinimalPair
 
-GRAD_CHUNK = 32  # pairs per forward/backward when building g_task (only speed; the mean is the same)
+GRAD_CHUNK = 8  # pairs per forward/backward when building g_task: memory (the mean is the same)
 
 
 def losses(margins: torch.Tensor, loss: str) -> torch.Tensor:
@@ -49,16 +49,13 @@ def task_gradient_and_margins(
     sel = selectable_parameters(loaded.model, cfg.include_embeddings)
     names, params = [n for n, _ in sel], [p for _, p in sel]
     use = list(pairs[: cfg.mask_pairs])
-    acc: list[torch.Tensor] | None = None
     margins = []
     with grads_on(params):
+        # backward() sums each chunk's gradient into .grad in place: one gradient buffer for the
+        # whole model, and only one chunk's activations alive (the peak of a run is here)
         for s in range(0, len(use), GRAD_CHUNK):
-            g, m = batch_grad(loaded, params, use[s : s + GRAD_CHUNK], loss, 1.0 / len(use))
-            margins.append(m)
-            if acc is None:
-                acc = g
-            else:
-                for a, b in zip(acc, g, strict=True):
-                    a.add_(b)
-    assert acc is not None
+            m = margins_with_grad(loaded, use[s : s + GRAD_CHUNK])
+            (losses(m, loss).sum() / len(use)).backward()
+            margins.append(m.detach())
+        acc = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
     return dict(zip(names, acc, strict=True)), torch.cat(margins).double().cpu().numpy()
