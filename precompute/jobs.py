@@ -276,6 +276,12 @@ def start_job(
     estimates. ``command`` overrides the runner command line (tests); it may contain
     ``{config}`` and ``{progress}`` placeholders.
     """
+    from taskspace_core import tasksets
+
+    for spec in config.get("tasks") or []:
+        kind, _, rest = str(spec).partition(":")
+        if kind == "set" and not tasksets.may_read(rest, user.name, bool(user.is_admin)):
+            raise JobError(f"the task set '{rest}' is not yours: run a set you saved (Your pairs page)")
     root = Path(cache if cache is not None else cache_dir())
     resolved = resolve_config(config)
     jid = job_id(resolved)

@@ -115,6 +115,12 @@ def logins_configured() -> bool:
     return accounts.auth_file() is not None or oidc_provider() is not None
 
 
+def set_owner() -> str | None:
+    """Whose folder of saved task sets this session reads and writes: the user's own on a shared
+    server (``tasksets.owned_name``), the shared top folder otherwise."""
+    return current_user().name if server_mode() else None
+
+
 def may_work() -> bool:
     """Whether this session may start work, upload or cancel."""
     if not server_mode():

@@ -6,6 +6,12 @@ pinned a version (``set:<name>@v2``) always reads the content it was started wit
 ``set:<name>`` means the latest version. Files appear atomically and are never replaced:
 each is written to a temporary file and then hard-linked under its final name, which
 fails if that name already exists (two saves at once cannot overwrite each other).
+
+On a shared server each user's sets live in a folder of their own: the app saves
+``<owner>/<name>`` (:func:`owned_name`), lists only the user's folder, and a job may read
+only its owner's sets (:func:`may_read`), so no user can replace, read or run another's.
+A name is one or two safe parts (``name`` or ``owner/name``); anything else, such as a
+path that climbs out of the folder, is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +28,40 @@ from taskspace_core.paths import tasksets_dir
 from taskspace_core.tasks import TaskError, TaskSet
 
 _VERSIONED = re.compile(r"^(?P<base>.+)@v(?P<n>[0-9]+)$")
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")  # set names and user names (accounts.USER_NAME)
+
+
+def owner_folder(user: str) -> str:
+    """The folder of ``user``'s sets: the name itself when it is a safe part, else a hash of it."""
+    return user if _PART.match(user or "") else "u-" + hashlib.sha256((user or "").encode()).hexdigest()[:16]
+
+
+def owned_name(owner: str | None, name: str) -> str:
+    """The stored name of ``name`` saved by ``owner`` (None: a set of the shared top folder)."""
+    return name if owner is None else f"{owner_folder(owner)}/{name}"
+
+
+def may_read(name: str, user: str, is_admin: bool = False) -> bool:
+    """Whether ``user`` may run set ``name`` (with or without ``@vN``): their own, or any for an admin."""
+    folder, _ = _split(_VERSIONED.sub(r"\g<base>", name))
+    return is_admin or folder == owner_folder(user)
+
+
+def _split(base: str) -> tuple[str | None, str]:
+    """(owner folder or None, set name) of a stored name, or TaskError for anything that is not one."""
+    parts = base.split("/")
+    if len(parts) > 2 or not all(_PART.match(p) for p in parts):
+        raise TaskError(
+            f"'{base}' is not a task-set name: one or two parts ('name' or 'owner/name') of letters, digits, "
+            "'_', '-', '.', '@' or '+', each starting with a letter or digit"
+        )
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+def _folder(base: str, cache: str | Path | None) -> tuple[Path, str]:
+    folder, stem = _split(base)
+    d = tasksets_dir(cache)
+    return (d / folder if folder else d), stem
 
 
 class TaskSetConflict(TaskError):
@@ -56,18 +96,19 @@ class SavedSet:
 
 
 def _path(base: str, version: int, cache: str | Path | None) -> Path:
-    return tasksets_dir(cache) / (f"{base}.csv" if version == 1 else f"{base}@v{version}.csv")
+    d, stem = _folder(base, cache)
+    return d / (f"{stem}.csv" if version == 1 else f"{stem}@v{version}.csv")
 
 
 def versions(base: str, cache: str | Path | None = None) -> list[SavedSet]:
     """Every saved version of ``base``, oldest first."""
-    d = tasksets_dir(cache)
+    d, stem = _folder(base, cache)
     found = []
-    if (d / f"{base}.csv").is_file():
-        found.append(SavedSet(base, 1, d / f"{base}.csv"))
-    for p in d.glob(f"{glob_escape(base)}@v*.csv") if d.is_dir() else ():
+    if (d / f"{stem}.csv").is_file():
+        found.append(SavedSet(base, 1, d / f"{stem}.csv"))
+    for p in d.glob(f"{glob_escape(stem)}@v*.csv") if d.is_dir() else ():
         m = _VERSIONED.match(p.stem)
-        if m and m["base"] == base:
+        if m and m["base"] == stem:
             found.append(SavedSet(base, int(m["n"]), p))
     return sorted(found, key=lambda s: s.version)
 
@@ -86,12 +127,14 @@ def resolve(name: str, cache: str | Path | None = None) -> SavedSet | None:
     return have[-1] if have else None
 
 
-def list_sets(cache: str | Path | None = None) -> list[str]:
-    """Base names of the saved sets (each stands for its latest version)."""
-    d = tasksets_dir(cache)
+def list_sets(cache: str | Path | None = None, owner: str | None = None) -> list[str]:
+    """Base names of the saved sets (each stands for its latest version): those of the shared top
+    folder, or with ``owner`` only that user's (as ``owner/name``)."""
+    d = tasksets_dir(cache) / owner_folder(owner) if owner is not None else tasksets_dir(cache)
     if not d.is_dir():
         return []
-    return sorted({(m["base"] if (m := _VERSIONED.match(p.stem)) else p.stem) for p in d.glob("*.csv")})
+    stems = {(m["base"] if (m := _VERSIONED.match(p.stem)) else p.stem) for p in d.glob("*.csv")}
+    return sorted(owned_name(owner, st) for st in stems)
 
 
 def file_hash(path: Path) -> str:
@@ -108,7 +151,7 @@ def save(ts: TaskSet, name: str, cache: str | Path | None = None, replace: bool 
     raises :class:`TaskSetConflict`."""
     from taskspace_core.pairfiles import write_pair_file
 
-    d = tasksets_dir(cache)
+    d, _ = _folder(name, cache)
     d.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=d, prefix=".saving-", suffix=".csv")
     os.close(fd)

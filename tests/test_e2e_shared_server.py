@@ -221,6 +221,11 @@ def test_two_users_share_one_runner(shared_server: tuple[str, Path], tmp_path: P
         assert by_name["alice-long"].alive and by_name["alice-long"].owner == "alice"
         assert by_name["bob-run"].state == "cancelled" and not by_name["bob-run"].alive
         assert "running" in _card(alice, "alice-long", "alice").inner_text()
+        # Bob's saved pairs are in his own folder: his Run page offers them, Alice's (rerun) does not
+        assert list((cache / "tasksets" / "bob").glob("*.csv")) and not list((cache / "tasksets").glob("*.csv"))
+        assert "Your saved task sets" in page.locator("[data-testid='stMain']").inner_text()
+        _fill(alice, "Run name", "alice-again")
+        assert "Your saved task sets" not in alice.locator("[data-testid='stMain']").inner_text()
 
     _stop_all_jobs(cache)
     assert not any(s.alive for s in jobs.list_jobs(cache))

@@ -10,7 +10,7 @@ import pytest
 from precompute import jobs
 from taskspace_core import tasksets
 from taskspace_core.sources import load_tasks
-from taskspace_core.tasks import MinimalPair, Task, TaskSet
+from taskspace_core.tasks import MinimalPair, Task, TaskError, TaskSet
 
 
 def taskset(*goods: str, tag: str = "") -> TaskSet:
@@ -72,3 +72,32 @@ def test_jobs_are_identified_by_the_content_of_a_set(tmp_path: Path, monkeypatch
     assert jobs.job_id(config) != before  # same string, new content: another job
     assert jobs.job_id(pinned) == before
     assert load_tasks(pinned["tasks"][0])["t"].pairs[0].good == "a b"  # a queued job keeps its content
+
+
+def test_each_server_user_has_a_folder_no_other_user_can_replace_list_or_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("TASKSPACE_CACHE", str(tmp_path))
+    alice, bob = tasksets.owned_name("alice", "mine"), tasksets.owned_name("bob", "mine")
+    assert (alice, bob) == ("alice/mine", "bob/mine")
+    tasksets.save(taskset("a b"), alice)
+    second = tasksets.save(taskset("c d"), bob, replace=True)  # bob's "mine" is a first version of his own
+    assert second.version == 1 and second.path.parent == tmp_path / "tasksets" / "bob"
+    assert load_tasks("set:alice/mine")["t"].pairs[0].good == "a b"  # alice's content is untouched
+    assert tasksets.list_sets(owner="alice") == ["alice/mine"] and tasksets.list_sets(owner="bob") == ["bob/mine"]
+    assert tasksets.list_sets() == []  # the shared top folder lists no user's sets
+    assert tasksets.may_read("alice/mine@v1", "alice") and not tasksets.may_read("alice/mine", "bob")
+    assert tasksets.may_read("alice/mine", "root", is_admin=True) and not tasksets.may_read("mine", "bob")
+    # an odd user name gets a hashed folder, never a path
+    assert tasksets.owned_name("../../etc", "x").startswith("u-") and "/" not in tasksets.owner_folder("a/b")
+    for bad in ("../mine", "alice/../bob/mine", "a/b/c", "/etc/passwd", ".hidden", "alice/"):
+        with pytest.raises(TaskError, match="not a task-set name"):
+            tasksets.resolve(bad)
+        with pytest.raises(TaskError, match="not a task-set name"):
+            load_tasks(f"set:{bad}")
+    config = {"name": "r", "models": [{"name": "m"}], "tasks": ["set:alice/mine"], "methods": ["transfer"]}
+    with pytest.raises(jobs.JobError, match="is not yours"):
+        jobs.start_job(config, tmp_path, command=["true"], user=SimpleNamespace(name="bob", is_admin=False))
+    assert jobs.list_jobs(tmp_path) == []  # refused before anything was queued

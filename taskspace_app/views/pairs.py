@@ -90,7 +90,8 @@ def _save(ts: TaskSet, name: str, replace: bool) -> None:
     st.session_state.pop("pairs_conflict", None)
     st.session_state.pop("pairs_saved", None)
     try:
-        st.session_state["pairs_saved"] = tasksets.save(ts, name, reading.cache_path(), replace=replace).name
+        stored = tasksets.owned_name(auth.set_owner(), name)  # on a server: in this user's own folder
+        st.session_state["pairs_saved"] = tasksets.save(ts, stored, reading.cache_path(), replace=replace).name
     except tasksets.TaskSetConflict as exc:
         st.session_state["pairs_conflict"] = (name, str(exc))
     except (TaskError, OSError) as exc:

@@ -32,7 +32,7 @@ found = placing.extensions(rec, sp, reading.entries(reading.cache_path()), readi
 
 
 def add_tasks() -> None:
-    saved = tasksets.list_sets(reading.cache_path())
+    saved = tasksets.list_sets(reading.cache_path(), owner=auth.set_owner())
     if not saved:
         st.info("No saved pair set yet: upload pairs on **Your pairs** and save them, then come back here.")
         return

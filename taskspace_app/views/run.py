@@ -93,7 +93,7 @@ if builtin_names:
         tasks.append("builtin:" + ",".join(chosen))
 else:
     st.caption(f"Built-in suite unavailable: {widgets.md(builtin_err[:200])}")
-saved = tasksets.list_sets(reading.cache_path())
+saved = tasksets.list_sets(reading.cache_path(), owner=auth.set_owner())  # on a server: only this user's
 if saved:
     tasks += [f"set:{s}" for s in widgets.bound_multi("Your saved task sets", saved, "sets", [])]
 c1, c2 = st.columns(2)
