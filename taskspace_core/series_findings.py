@@ -1,6 +1,6 @@
 """The paper's three findings on a series of cached task spaces (sizes x checkpoints).
 
-(1) generalisation by size, at each size's last checkpoint; (2) distributedness (overlap lift
+(1) generalisation by size, at the last step all sizes have (equal training); (2) distributedness (overlap lift
 within minus between categories) by step, per size; (3) stability of the task space across
 steps, per size. The statistics and their tests are :mod:`taskspace_core.spaces.findings`;
 this module picks the matrices out of :class:`SpaceResult` objects and writes the report that
@@ -28,13 +28,15 @@ class SeriesFindings:
     distributedness: dict[str, spaces.Trend] = field(default_factory=dict)
     stability: dict[str, spaces.StabilityTest] = field(default_factory=dict)
     space: str = "profile"
+    generalisation_step: int | None = None  # the step at which the sizes are compared
     notes: list[str] = field(default_factory=list)
 
     def report(self) -> list[str]:
         """Plain-text lines: one per finding and size, with intervals and p."""
         out = []
         if self.generalisation is not None:
-            out.append(f"(1) by size ({', '.join(self.sizes)}): " + self.generalisation.sentence("size"))
+            where = f" at step {self.generalisation_step}" if self.generalisation_step is not None else ""
+            out.append(f"(1) by size ({', '.join(self.sizes)}){where}: " + self.generalisation.sentence("size"))
         for size, t in self.distributedness.items():
             out.append(f"(2) {size}: " + t.sentence("step"))
         for size, s in self.stability.items():
@@ -92,7 +94,13 @@ def series_findings(
         return out
     cats = next(iter(groups.values()))[0].labels("category")
     kw = {"n_boot": n_boot, "seed": seed}
-    finals = [g[-1] for g in groups.values()]
+    # sizes compared at equal training: the last step every size has (else each size's last, noted)
+    common = set.intersection(*({r.model.step for r in g} for g in groups.values()))
+    at = max(common) if common else None
+    finals = [next(r for r in g if r.model.step == at) if at is not None else g[-1] for g in groups.values()]
+    out.generalisation_step = at
+    if at is None and len(groups) > 1:
+        out.notes.append("the sizes share no step: generalisation compares each size's last checkpoint")
     Ts = [methods.family_source(r, "transfer", estimate)[0] for r in finals]
     if len(finals) < 2:
         out.notes.append("generalisation by size needs two sizes or more")

@@ -138,3 +138,21 @@ def test_series_findings_on_a_cached_series_match_the_statistics_they_wrap(tmp_p
     assert printed.count("(1) by size") == 1 and printed.count("(2) ") == 2 and printed.count("(3) ") == 2
     assert len(pd.read_csv(out)) == len(SIZES) * (1 + len(STEPS) + 2 * (len(STEPS) - 1))
     assert main(["findings", "--series", "no-such-series"]) == 2
+
+
+def test_sizes_are_compared_at_the_last_step_they_share(tmp_path) -> None:
+    from taskspace_core.results import load_series
+    from taskspace_core.series_findings import series_findings
+    from taskspace_core.store import Store
+    from tests.fixtures_spaces import SERIES, SIZES, STEPS, prefill_cache
+
+    prefill_cache(tmp_path)
+    results = load_series(Store(tmp_path), SERIES)
+    small, large = SIZES[0][0], SIZES[1][0]
+    cut = [r for r in results if not (r.model.size_label == large and r.model.step == STEPS[-1])]  # still training
+    found = series_findings(cut, n_boot=100, n_permutations=99)
+    assert found.generalisation_step == STEPS[-2]
+    at = {r.model.size_label: r for r in cut if r.model.step == STEPS[-2]}
+    want = [spaces.generalisation(at[s].T, at[s].labels("category")).value for s in (small, large)]
+    assert found.generalisation.value == pytest.approx(tuple(want))
+    assert f"at step {STEPS[-2]}" in found.report()[0]

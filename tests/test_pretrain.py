@@ -217,7 +217,7 @@ def test_cli_writes_a_loadable_run_config(tmp_path, toy_corpus, deterministic):
 
 def test_learns_preset_spans_sizes_checkpoints_and_schedule():
     from taskspace_core.pretrain import lr_at, peak_lr
-    from taskspace_core.pretrain_presets import LEARNS, parameter_estimate
+    from taskspace_core.pretrain_presets import LEARNS, cpu_bf16_is_fast, parameter_estimate
 
     cfg = LEARNS.config
     params = [parameter_estimate(s, cfg.vocab_size, cfg.context)["non_embedding_params"] for s in LEARNS.sizes]
@@ -226,7 +226,9 @@ def test_learns_preset_spans_sizes_checkpoints_and_schedule():
     assert steps[0] == 0 and steps[-1] == cfg.steps and len(steps) >= 8
     ratios = [b / a for a, b in zip(steps[1:], steps[2:], strict=False)]
     assert all(1.8 <= r <= 2.2 for r in ratios), steps  # log-spaced: each about twice the last
-    assert 64 <= cfg.context <= 128 and 4096 <= cfg.vocab_size <= 8192 and cfg.bf16
+    assert 64 <= cfg.context <= 128 and 4096 <= cfg.vocab_size <= 8192
+    assert cfg.bf16 == cpu_bf16_is_fast()  # bf16 only where the CPU has it natively (else it is slower)
+    assert cpu_bf16_is_fast("flags : fpu avx512f avx512_bf16") and not cpu_bf16_is_fast("flags : fpu avx512f avx2")
     peak = peak_lr(cfg, LEARNS.sizes[-1])
     lrs = [lr_at(s, cfg, peak) for s in range(cfg.steps)]
     warm = cfg.warmup_steps
@@ -375,14 +377,16 @@ def test_learns_run_config_covers_every_planned_checkpoint(tmp_path):
     from taskspace_core.pretrain_presets import LEARNS
 
     yml = tmp_path / "learns.yaml"
-    assert main(["pretrain", "--preset", "learns", "--write-config", str(yml), "--config-only"]) == 0
+    out = tmp_path / "suite"  # not the repository's cache/suite-learns, which a real run may have filled
+    assert main(["pretrain", "--preset", "learns", "--out", str(out), "--write-config", str(yml), "--config-only"]) == 0
     cfg = load_config(yml)
     want = [(s.name, step) for s in LEARNS.sizes for step in LEARNS.config.checkpoint_steps()]
     got = [(Path(m.spec.name_or_path).parent.name, m.step) for m in cfg.models]
     assert got == want and cfg.series == "mini-suite-learns"
     assert len({m.size for m in cfg.models}) == 3
     committed = Path(__file__).resolve().parents[1] / "configs" / "mini_suite_learns.yaml"
-    assert committed.read_text().splitlines()[5:] == yml.read_text().splitlines()[5:]  # not stale (header names paths)
+    written = yml.read_text().replace(str(out), "cache/suite-learns")  # as if written to the default folder
+    assert committed.read_text().splitlines()[5:] == written.splitlines()[5:]  # not stale (header names paths)
 
 
 def test_overlap_view_draws_learning_curves_from_the_cache(evaluated_suite, tmp_path, monkeypatch):

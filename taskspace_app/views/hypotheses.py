@@ -141,10 +141,10 @@ if len(series.records) > 1:
             stab = table[table["finding"].str.startswith("stability")]
         st.markdown("\n".join(f"- {widgets.md(line)}" for line in found["report"]))
         st.caption(
-            "(1) generalisation at each size's last checkpoint, (2) overlap lift within minus between categories "
-            "over steps, (3) stability of the task space over steps. Intervals: 95% bootstrap over tasks, the same "
-            "resampled tasks for every model, so changes are paired; change p: two-sided bootstrap; trend p: "
-            "permutation of the models' order (3 models cannot reach p < 0.33)."
+            "(1) generalisation by size at the last step all sizes share, (2) overlap lift within minus between "
+            "categories over steps, (3) stability of the task space over steps. Intervals: 95% bootstrap over "
+            "tasks, the same resampled tasks for every model, so changes are paired; change p: two-sided "
+            "bootstrap; trend p: permutation of the models' order (3 models cannot reach p < 0.33)."
         )
 st.subheader("Stability across checkpoints")
 if not stab.empty:
