@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -76,16 +77,20 @@ def read_suite(out: Path) -> dict:
 
 def _update_suite(out: Path, size: SizeSpec, size_info: dict, record: dict | None, curve: list[dict],
                   head: dict) -> None:  # fmt: skip
-    suite = read_suite(out) or {"version": SUITE_VERSION, "sizes": {}, "checkpoints": [], "curves": {}}
-    suite.update(head)
-    suite["sizes"][size.name] = size_info
-    if record is not None:
-        rows = [c for c in suite["checkpoints"] if not (c["size"] == size.name and c["step"] == record["step"])]
-        suite["checkpoints"] = sorted([*rows, record], key=lambda c: (c["non_embedding_params"], c["step"]))
-    suite["curves"][size.name] = curve
-    tmp = out / f".{SUITE_FILE}.tmp"
-    tmp.write_text(json.dumps(suite, indent=1))
-    os.replace(tmp, out / SUITE_FILE)
+    # sizes may train in parallel processes (one thread each is faster on small models than two
+    # threads on one): the read-modify-write of suite.json holds an exclusive lock
+    with open(out / f".{SUITE_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        suite = read_suite(out) or {"version": SUITE_VERSION, "sizes": {}, "checkpoints": [], "curves": {}}
+        suite.update(head)
+        suite["sizes"][size.name] = size_info
+        if record is not None:
+            rows = [c for c in suite["checkpoints"] if not (c["size"] == size.name and c["step"] == record["step"])]
+            suite["checkpoints"] = sorted([*rows, record], key=lambda c: (c["non_embedding_params"], c["step"]))
+        suite["curves"][size.name] = curve
+        tmp = out / f".{SUITE_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(suite, indent=1))
+        os.replace(tmp, out / SUITE_FILE)
 
 
 def _fmt_time(seconds: float) -> str:
