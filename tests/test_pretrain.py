@@ -417,3 +417,30 @@ def test_checkpoint_evaluator_counts_a_tie_as_half_a_correct_pair():
     tie = MinimalPair("the dog runs", "the dog runs")  # identical sentences: margin exactly 0
     scores = CheckpointEvaluator([Task("tie_toy", (tie, tie), "determiner_noun")])(loaded.model, loaded.tokenizer)
     assert scores["categories"]["determiner_noun"] == 0.5
+
+
+def test_sizes_training_in_parallel_processes_keep_every_checkpoint_in_suite_json(tmp_path):
+    import multiprocessing as mp
+
+    from taskspace_core.pretrain import read_suite
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_write_checkpoints, args=(tmp_path, f"s{i}")) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    suite = read_suite(tmp_path)
+    assert sorted(suite["sizes"]) == ["s0", "s1", "s2", "s3"]
+    assert len(suite["checkpoints"]) == 4 * 25  # no read-modify-write lost another process's update
+
+
+def _write_checkpoints(out: Path, name: str) -> None:
+    from taskspace_core.pretrain.checkpoints import _update_suite
+    from taskspace_core.pretrain.config import SizeSpec
+
+    size = SizeSpec(name, 1, 8, 1)
+    for step in range(25):
+        record = {"size": name, "step": step, "non_embedding_params": 1}
+        _update_suite(out, size, {"n_layer": 1}, record, [], {"arch": "gpt2"})
