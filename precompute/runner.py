@@ -12,7 +12,7 @@ imports torch until a unit has to be computed, so a cache-hit run never does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +74,7 @@ class Plan:
         counts = self.counts()
         total = sum(c["total"] for c in counts.values())
         cached = sum(c["cached"] for c in counts.values())
-        secs, pcfg = unit_seconds(store), self.pcfg
+        secs, pcfg = unit_seconds(store, {mp.fingerprint for mp in self.models}), self.pcfg
         est = sum(secs[u.kind] * registry.kind(u.kind).size(pcfg) for mp in self.models for u in mp.todo)
         return PlanSummary(
             config=self.config.name,
@@ -89,11 +89,16 @@ class Plan:
         )
 
 
-def unit_seconds(store: Store) -> dict[str, float]:
+def unit_seconds(store: Store, fingerprints: Collection[str] | None = None) -> dict[str, float]:
     """Mean measured seconds per unit kind at the reference size (``UnitKind.size``) from earlier runs
-    (the registry's guesses until measured): a unit of twice the eval pairs is expected to take twice as long."""
+    (the registry's guesses until measured): a unit of twice the eval pairs is expected to take twice as long.
+
+    With ``fingerprints``, only units of those models count: a tiny model's 0.5 s units must not
+    price SmolLM2's (the registry's SmolLM2-sized guesses stand in until the model has its own)."""
     sums: dict[str, list[float]] = {k.name: [] for k in registry.kinds()}
     for rec in store.entries():
+        if fingerprints is not None and rec.get("fingerprint") not in fingerprints:
+            continue
         if rec.get("kind") in sums and rec.get("seconds"):
             sums[rec["kind"]].append(float(rec["seconds"]) / float(rec.get("work") or 1.0))
     return {k: (sum(v) / len(v) if v else registry.kind(k).seconds) for k, v in sums.items()}
@@ -172,7 +177,7 @@ class Progress:
 
     def __init__(self, plan: Plan, store: Store, path: str | Path | None, show: bool = True) -> None:
         self.counts = {k: [v["cached"], v["total"]] for k, v in plan.counts().items()}
-        self.secs = unit_seconds(store)
+        self.secs = unit_seconds(store, {mp.fingerprint for mp in plan.models})
         self.size = {k.name: k.size(plan.pcfg) for k in registry.kinds()}
         self.remaining = {k: v[1] - v[0] for k, v in self.counts.items()}
         self.path = Path(path) if path else None

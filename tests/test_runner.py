@@ -143,6 +143,7 @@ def test_eta_scales_with_unit_size(setup):
 
     from precompute.runner import unit_seconds
     from taskspace_core import methods
+    from taskspace_core.methods import registry
 
     tmp, _, _, cfg = setup
     assert main(["run", "--config", str(cfg), "--quiet"]) == 0
@@ -151,6 +152,10 @@ def test_eta_scales_with_unit_size(setup):
     assert recs and all(r["work"] == pytest.approx(8 / 48, abs=1e-4) for r in recs)  # n_eval 8 of the reference 48
     per_work = unit_seconds(store)
     assert per_work["transfer"] == pytest.approx(np.mean([r["seconds"] / r["work"] for r in recs]))
+    # another model is priced by the registry's guesses, not by this tiny model's measured units
+    other = unit_seconds(store, {"fingerprint-of-another-model"})
+    assert other == {k.name: k.seconds for k in registry.kinds()}
+    assert unit_seconds(store, {recs[0]["fingerprint"]})["transfer"] == pytest.approx(per_work["transfer"])
 
     raw = yaml.safe_load(cfg.read_text())
     etas = {}
