@@ -51,6 +51,7 @@ def test_generalisation_trend_interval_covers_and_null_is_not_significant() -> N
         hits += r.change_low <= 0 <= r.change_high
         small_p += r.p_change < 0.05
     assert hits >= 32 and small_p <= 8  # nominal 95% / 5%; the bootstrap over 9 tasks is a little liberal
+    assert "no trend test (2 models" in r.sentence("size") and "nan" not in r.sentence("size")
     big = spaces.generalisation_trend([planted_T(0.1, rng, 0.05), planted_T(0.5, rng, 0.05)], [1, 2], CATS)
     assert big.p_change < 0.01 and big.change_low > 0.2
 

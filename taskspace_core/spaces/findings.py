@@ -57,10 +57,15 @@ class Trend:
 
     def sentence(self, x_name: str) -> str:
         """One line for a report: the change with its interval and p, and the trend."""
+        trend = (
+            f"Spearman with {x_name} {self.rho:+.2f} (p = {self.p_rho:.3g}, {len(self.x)} models)"
+            if np.isfinite(self.rho)
+            else f"no trend test ({len(self.x)} models; it needs 3 with distinct values)"
+        )
         return (
             f"{self.what}: {self.value[0]:.3g} at the smallest {x_name}, {self.value[-1]:.3g} at the largest; "
             f"change {self.change:+.3g} [{self.change_low:.3g}, {self.change_high:.3g}], p = {self.p_change:.3g}; "
-            f"Spearman with {x_name} {self.rho:+.2f} (p = {self.p_rho:.3g}, {len(self.x)} models)"
+            + trend
         )
 
 
