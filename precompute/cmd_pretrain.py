@@ -67,7 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=None, help="output directory (default <cache>/suite, i.e. cache/suite)")
     p.add_argument("--device", default=None, help="auto (a CUDA GPU if there is one) | cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per process (0: torch default; with workers: cores / workers)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None,
+                   help="train sizes side by side in this many processes (0: one per available core, up to the "
+                   "number of sizes; the 'learns' preset's default; otherwise 1)")  # fmt: skip
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms (bit-exact resume)")
     p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=None,
                    help="score agreement paradigms at every checkpoint into suite.json (on with a preset)")  # fmt: skip
@@ -145,6 +149,22 @@ def _settings(args: argparse.Namespace):
     return preset, cfg, sizes, corpus, device, threads, evaluate
 
 
+def _workers(args: argparse.Namespace, preset, n_sizes: int, device_type: str, threads: int) -> tuple[int, int]:
+    """(processes, torch threads each): 0 workers = one per available core, up to the number of sizes."""
+    from taskspace_core.threads import available_cpus, cgroup_cpu_limit
+
+    workers = args.workers if args.workers is not None else (preset.workers if preset else 1)
+    if device_type != "cpu":
+        return max(1, workers), threads
+    cores = available_cpus(quota=cgroup_cpu_limit())
+    if workers == 0:
+        workers = min(n_sizes, cores)
+    workers = max(1, min(workers, n_sizes))
+    if workers == 1:
+        return 1, threads
+    return workers, args.threads if args.threads else max(1, cores // workers)
+
+
 def _evaluator(args: argparse.Namespace):
     from taskspace_core.pretrain_eval import CheckpointEvaluator, eval_tasks
 
@@ -156,10 +176,11 @@ def _evaluator(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     import torch
 
     from taskspace_core.corpus import resolve_corpus
-    from taskspace_core.models import resolve_device
     from taskspace_core.pretrain import pretrain, read_suite
     from taskspace_core.pretrain_presets import CPU_FLOPS, PRESETS, Preset, format_plan, planned_suite
 
@@ -176,22 +197,32 @@ def run(args: argparse.Namespace) -> int:
         write_config(suite, out, Path(args.write_config), tasks, args.preset)
         return 0
     preset, cfg, sizes, corpus_spec, device_spec, threads, evaluate = _settings(args)
+    from taskspace_core.models import resolve_device
+
     if args.dry_run:
         rate = preset.flops_per_second if preset else CPU_FLOPS
         name, about = (preset.name, preset.about) if preset else ("custom", "")
-        shown = Preset(name, tuple(sizes), cfg, corpus_spec, threads, device_spec, rate, evaluate, about)
-        print(format_plan(shown))
+        shown = Preset(name, tuple(sizes), cfg, corpus_spec, threads, device_spec, rate, evaluate, about,
+                       args.workers if args.workers is not None else (preset.workers if preset else 1))  # fmt: skip
+        dev = resolve_device("auto").type if device_spec == "auto" else device_spec.split(":")[0]  # no GPU needed
+        print(format_plan(shown, workers=_workers(args, preset, len(sizes), dev, threads)[0]))
         return 0
+    device = resolve_device(device_spec)
+    workers, threads = _workers(args, preset, len(sizes), device.type, threads)
     if threads:
         torch.set_num_threads(threads)
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
     corpus = resolve_corpus(corpus_spec)
-    device = resolve_device(device_spec)
     evaluator = _evaluator(args) if evaluate else None
     where = f"{torch.get_num_threads()} CPU threads" if device.type == "cpu" else str(device)
+    if workers > 1:
+        where = f"{workers} processes x {where}"
     print(f"pretraining {', '.join(s.name for s in sizes)} on {corpus} into {out} ({where})")
-    suite = pretrain(corpus, sizes, cfg, out, device=device, evaluate=evaluator)
+    t0 = time.perf_counter()
+    suite = pretrain(corpus, sizes, cfg, out, device=device, evaluate=evaluator, workers=workers,
+                     threads=torch.get_num_threads(), deterministic=args.deterministic)  # fmt: skip
+    print(f"wall time {(time.perf_counter() - t0) / 60:.1f} min")
     print(f"\nsuite: {len(suite['checkpoints'])} checkpoints listed in {out / 'suite.json'}")
     if args.write_config:
         write_config(suite, out, Path(args.write_config), tasks, args.preset)

@@ -38,6 +38,7 @@ class Preset:
     flops_per_second: float = CPU_FLOPS
     evaluate: bool = True
     about: str = ""
+    workers: int = 1  # processes training sizes side by side; 0: one per available core
 
 
 def cpu_bf16_is_fast(cpuinfo: str | None = None) -> bool:
@@ -72,7 +73,8 @@ LEARNS = Preset(
         vocab_size=4096,
         heldout_tokens=8192,
     ),  # fmt: skip
-    about="three sizes (0.22M-4.7M non-embedding) on Brown + nlp-corpus, 6.3M tokens each, 2 CPU threads",
+    about="three sizes (0.22M-4.7M non-embedding) on Brown + nlp-corpus, 6.3M tokens each, side by side on the cores",
+    workers=0,
 )
 GPU = Preset(
     "gpu",
@@ -127,8 +129,20 @@ def plan(preset: Preset, flops_per_second: float | None = None) -> list[dict]:
     return rows
 
 
-def format_plan(preset: Preset, flops_per_second: float | None = None) -> str:
-    """The table ``--dry-run`` prints."""
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of jobs (seconds at the full rate) run longest first on ``workers`` processes that
+    share the rate equally while all are busy (a simple bound: a lone last job gets no speed-up)."""
+    if workers <= 1:
+        return sum(seconds)
+    ends = [0.0] * workers
+    for s in sorted(seconds, reverse=True):
+        i = ends.index(min(ends))
+        ends[i] += s * workers
+    return max(ends)
+
+
+def format_plan(preset: Preset, flops_per_second: float | None = None, workers: int = 1) -> str:
+    """The table ``--dry-run`` prints (``workers``: sizes trained side by side)."""
     rate = flops_per_second or preset.flops_per_second
     rows = plan(preset, rate)
     cfg = preset.config
@@ -146,6 +160,9 @@ def format_plan(preset: Preset, flops_per_second: float | None = None) -> str:
         )
     total = sum(r["est_seconds"] for r in rows)
     lines.append(f"  total {total / 60:.1f} min at {rate / 1e12:.3g} TFLOP/s effective ({preset.device})")
+    if workers > 1:
+        wall = makespan([r["est_seconds"] for r in rows], workers)
+        lines.append(f"  wall about {wall / 60:.1f} min with {workers} sizes side by side, longest first")
     return "\n".join(lines)
 
 

@@ -444,3 +444,46 @@ def _write_checkpoints(out: Path, name: str) -> None:
     for step in range(25):
         record = {"size": name, "step": step, "non_embedding_params": 1}
         _update_suite(out, size, {"n_layer": 1}, record, [], {"arch": "gpt2"})
+
+
+def test_sizes_trained_side_by_side_equal_the_sequential_run(tmp_path, toy_corpus, deterministic):
+    """Two worker processes of one thread each give the weights, curves and suite.json of one process."""
+    wide = SizeSpec("toy-wide", n_layer=2, n_embd=48, n_head=2)
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    pretrain(toy_corpus, [TOY, wide], CFG, seq, log=lambda s: None)
+    lines: list[str] = []
+    pretrain(toy_corpus, [TOY, wide], CFG, par, log=lines.append, workers=2, threads=1, deterministic=True)
+    assert any("2 processes x 1 thread" in line and "toy-wide, toy" in line for line in lines)  # longest first
+    a, b = read_suite(seq), read_suite(par)
+    assert a["curves"] == b["curves"]
+    every = {(s, k) for s in ("toy", "toy-wide") for k in CFG.checkpoints}
+    assert {(c["size"], c["step"]) for c in b["checkpoints"]} == every
+    assert b["sizes"]["toy"]["threads"] == 1
+    for size in ("toy", "toy-wide"):
+        wa = load_file(seq / size / "step24" / "model.safetensors")
+        wb = load_file(par / size / "step24" / "model.safetensors")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_failing_worker_stops_the_parallel_run_with_its_error(tmp_path, toy_corpus):
+    bad = SizeSpec("bad", n_layer=2, n_embd=30, n_head=4)  # 30 is not divisible by 4 heads
+    with pytest.raises(Exception, match="divisible|head"):
+        pretrain(toy_corpus, [TOY, bad], CFG, tmp_path / "x", log=lambda s: None, workers=2, threads=1)
+
+
+def test_workers_default_to_one_per_core_and_the_plan_prices_the_longest_size(capsys, monkeypatch):
+    from precompute import cmd_pretrain
+    from precompute.cli import main
+    from taskspace_core.pretrain_presets import makespan
+
+    assert makespan([4.0, 1.0, 1.0], 2) == 8.0  # the long job alone at half the rate; the short two beside it
+    assert makespan([3.0, 3.0], 2) == 6.0 and makespan([3.0, 3.0], 1) == 6.0
+    monkeypatch.setattr("taskspace_core.threads.available_cpus", lambda quota=None: 2)
+    args = cmd_pretrain.argparse.Namespace(workers=None, threads=None)
+    from taskspace_core.pretrain_presets import LEARNS
+
+    assert cmd_pretrain._workers(args, LEARNS, 3, "cpu", 2) == (2, 1)  # 3 sizes, 2 cores: 2 processes x 1 thread
+    assert cmd_pretrain._workers(args, LEARNS, 1, "cpu", 2) == (1, 2)  # one size: its threads as set
+    assert cmd_pretrain._workers(args, None, 3, "cpu", 2) == (1, 2)  # no preset: sequential, as before
+    assert main(["pretrain", "--preset", "learns", "--dry-run"]) == 0
+    assert "with 2 sizes side by side" in capsys.readouterr().out

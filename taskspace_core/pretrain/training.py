@@ -136,6 +136,7 @@ def train_size(
     size_info["tokens_per_second"] = round((cfg.steps - start) * cfg.tokens_per_step / max(elapsed, 1e-9), 1)
     size_info["train_seconds"] = round(elapsed, 1)
     size_info["checkpoint_seconds"] = round(ckpt_secs, 1)
+    size_info["threads"] = torch.get_num_threads() if torch.device(device).type == "cpu" else 0
     _update_suite(out, size, size_info, None, curve, head)
     return size_info
 
@@ -149,14 +150,29 @@ def pretrain(
     on_checkpoint: Callable[[str, int], None] | None = None,
     device: str | torch.device = "cpu",
     evaluate: Evaluate | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    deterministic: bool = False,
 ) -> dict:
-    """Train every size on ``corpus`` into ``out`` (resuming what is there); returns suite.json's content."""
+    """Train every size on ``corpus`` into ``out`` (resuming what is there); returns suite.json's content.
+
+    ``workers`` > 1 trains sizes side by side in that many processes of ``threads`` torch threads
+    (:mod:`taskspace_core.pretrain.parallel`); ``on_checkpoint`` then cannot be called (other processes).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer, data, meta = prepare_data(Path(corpus), cfg, out, log)
     log(f"checkpoints at steps {cfg.checkpoint_steps()}")
-    for size in sizes:
-        train_size(size, tokenizer, data, meta, cfg, out, log, on_checkpoint, device=device, evaluate=evaluate)
+    if workers > 1 and len(sizes) > 1:
+        if on_checkpoint is not None:
+            raise ValueError("on_checkpoint needs workers=1: sizes trained in other processes cannot call it")
+        from taskspace_core.pretrain.parallel import train_parallel
+
+        n = min(workers, len(sizes))
+        train_parallel(Path(corpus), sizes, cfg, out, n, threads, str(device), evaluate, deterministic, log)
+    else:
+        for size in sizes:
+            train_size(size, tokenizer, data, meta, cfg, out, log, on_checkpoint, device=device, evaluate=evaluate)
     print_curves(read_suite(out), log)
     return read_suite(out)
 
