@@ -18,6 +18,7 @@ from typing import Any
 
 from precompute.common import add_model_args, fingerprint_or_load, model_spec, table
 from precompute.job_process import write_json
+from taskspace_core import tasksets
 from taskspace_core.models import LoadedModel, ModelSpec, load_model
 from taskspace_core.pair_tokens import load_result, pair_frame, token_frame
 from taskspace_core.pairfiles import safe_csv_frame
@@ -146,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         **pcfg.unit_key("transfer"),
     )
-    meta = {"model": spec.label, "fingerprint": fingerprint, "tasks": taskset.name, "sources": list(args.tasks)}
+    meta = {"model": spec.label, "fingerprint": fingerprint, "tasks": taskset.name, "sources": list(args.tasks),
+            "owners": tasksets.owners_of(args.tasks)}  # fmt: skip
     value = store.get(key)
     if value is None:
         loaded = loaded or load_model(spec)

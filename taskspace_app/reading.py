@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from taskspace_app import auth
 from taskspace_app.background import Background, stat_key
-from taskspace_core import methods, spaces
+from taskspace_core import methods, spaces, tasksets
 from taskspace_core.paths import cache_dir
 from taskspace_core.records import SpaceRecord
 from taskspace_core.results import SpaceResult, list_spaces, load_space
@@ -40,9 +41,24 @@ def _store(directory: str) -> Store:
 
 
 @st.cache_data(ttl=3, show_spinner=False)
-def entries(directory: str) -> list[SpaceRecord]:
-    """The record of every assembled space (cheap: no result is read); records read like dicts."""
+def _entries(directory: str) -> list[SpaceRecord]:
     return list_spaces(_store(directory))
+
+
+def visible(records: list[Any]) -> list[Any]:
+    """The records this session may see: on a shared server, results built from another user's
+    saved sets show that user's sentences and are left out (admins see all)."""
+    user = auth.current_user()
+    return [r for r in records if tasksets.may_see(tasksets.result_owners(r), user.name, bool(user.is_admin))]
+
+
+def entries(directory: str) -> list[SpaceRecord]:
+    """The record of every assembled space this session may see (cheap: no result is read);
+    records read like dicts. The listing is cached for all sessions, the filter is per session."""
+    return visible(_entries(directory))
+
+
+entries.clear = _entries.clear  # type: ignore[attr-defined]  # a job that wrote spaces clears the listing
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -124,6 +124,7 @@ class SpaceRecord(_Record):
     tasks: str = ""
     n_tasks: int = 0
     methods: list[str] = field(default_factory=list)
+    owners: list[str] | None = None  # owner folders of the saved sets it shows (None: written before this field)
     created: float = 0.0
     bytes: int = 0
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from taskspace_core import methods
+from taskspace_core import methods, tasksets
 from taskspace_core.records import SpaceRecord
 from taskspace_core.store import Store, canonical, make_key
 
@@ -187,6 +187,7 @@ def save_space(store: Store, key: str, space: SpaceResult) -> None:
         tasks=space.taskset,
         n_tasks=len(space.tasks),
         methods=list(dict.fromkeys(found)),
+        owners=tasksets.owners_of((space.config.get("run") or {}).get("tasks") or []),
     )
     store.put(key, space, **record.meta())
 

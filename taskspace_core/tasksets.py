@@ -21,8 +21,10 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from taskspace_core.paths import tasksets_dir
 from taskspace_core.tasks import TaskError, TaskSet
@@ -45,6 +47,48 @@ def may_read(name: str, user: str, is_admin: bool = False) -> bool:
     """Whether ``user`` may run set ``name`` (with or without ``@vN``): their own, or any for an admin."""
     folder, _ = _split(_VERSIONED.sub(r"\g<base>", name))
     return is_admin or folder == owner_folder(user)
+
+
+def owners_of(specs: Iterable[str]) -> list[str]:
+    """Owner folders of the saved sets among task-source specs (``set:<owner>/<name>[@vN]``): whose
+    pairs a result built from these sources shows. Sets of the shared top folder have no owner."""
+    found: list[str] = []
+    for spec in specs:
+        kind, _, rest = str(spec).strip().partition(":")
+        if kind != "set" or not rest:
+            continue
+        try:
+            folder, _ = _split(_VERSIONED.sub(r"\g<base>", rest.strip()))
+        except TaskError:  # not a stored name: no set was read, so nobody's pairs are in it
+            continue
+        if folder and folder not in found:
+            found.append(folder)
+    return found
+
+
+def owners_of_name(taskset_name: str) -> list[str]:
+    """Owner folders read from a result's task-set name (``builtin+alice/verbs@v2``), for records
+    written before results listed their owners. Fails closed: a ``+`` inside an owner's name makes
+    the folder read here another one, which hides the result rather than showing it to others."""
+    return [part.rsplit("+", 1)[-1] for part in taskset_name.split("/")[:-1]]
+
+
+def result_owners(record: Mapping[str, Any]) -> list[str]:
+    """Owner folders of a stored result from its record: its ``owners``, else those of its task
+    ``sources``, else read from its task-set name (records from before either was written)."""
+    owners = record.get("owners")
+    if owners is not None:
+        return list(owners)
+    if record.get("sources"):
+        return owners_of(record["sources"])
+    return owners_of_name(str(record.get("tasks") or ""))
+
+
+def may_see(owners: Sequence[str], user: str, is_admin: bool = False) -> bool:
+    """Whether ``user`` may see a result built from the sets of ``owners``: a shared result (no
+    owner), one of only their own sets, or any for an admin (a result that also holds another
+    user's set shows that user's pairs, so it is theirs to see, not this user's)."""
+    return is_admin or set(owners) <= {owner_folder(user)}
 
 
 def _split(base: str) -> tuple[str | None, str]:

@@ -101,3 +101,46 @@ def test_each_server_user_has_a_folder_no_other_user_can_replace_list_or_run(
     with pytest.raises(jobs.JobError, match="is not yours"):
         jobs.start_job(config, tmp_path, command=["true"], user=SimpleNamespace(name="bob", is_admin=False))
     assert jobs.list_jobs(tmp_path) == []  # refused before anything was queued
+
+
+def test_results_of_a_users_sets_are_theirs_to_see() -> None:
+    """Whose pairs a result shows, from its sources or (older records) its task-set name; who may see it."""
+    assert tasksets.owners_of(["builtin:a,b", "set:alice/verbs@v2", "set:shared", "set:bob/x", "set:../up"]) == [
+        "alice",
+        "bob",
+    ]
+    assert tasksets.owners_of_name("builtin+alice/verbs@v2") == ["alice"]
+    assert tasksets.owners_of_name("blimp+shared") == []
+    assert tasksets.result_owners({"owners": [], "tasks": "x/y"}) == []  # written with owners: trusted
+    assert tasksets.result_owners({"sources": ["set:bob/s"], "tasks": "bob/s"}) == ["bob"]
+    assert tasksets.result_owners({"tasks": "carol/mine"}) == ["carol"]  # legacy record: read from the name
+    assert tasksets.may_see([], "bob") and tasksets.may_see(["bob"], "bob")
+    assert not tasksets.may_see(["alice"], "bob") and not tasksets.may_see(["alice", "bob"], "bob")
+    assert tasksets.may_see(["alice"], "root", is_admin=True)
+
+
+def test_a_space_records_the_owners_of_its_sets(tmp_path) -> None:
+    from dataclasses import replace
+
+    from taskspace_core.results import list_spaces, save_space
+    from taskspace_core.store import Store, make_key
+    from tests.fixtures_spaces import make_space
+
+    sp = make_space("135M", 135_000_000, 0, 1)
+    a, b = make_key("space", n=1), make_key("space", n=2)
+    with Store(tmp_path) as store:
+        save_space(store, a, replace(sp, config={**sp.config, "run": {"tasks": ["set:alice/verbs", "builtin"]}}))
+        save_space(store, b, replace(sp, config={**sp.config, "run": {"tasks": ["builtin"]}}))
+        owners = {r["key"]: r["owners"] for r in list_spaces(store)}
+    assert owners == {a: ["alice"], b: []}
+
+
+def test_the_app_lists_only_results_this_user_may_see(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from taskspace_app import auth, reading
+
+    recs = [{"key": "k1", "owners": ["alice"]}, {"key": "k2", "owners": []}, {"key": "k3", "tasks": "alice/old"}]
+    for name, admin, keys in (("bob", False, ["k2"]), ("alice", False, ["k1", "k2", "k3"]), ("root", True, None)):
+        monkeypatch.setattr(auth, "current_user", lambda n=name, a=admin: SimpleNamespace(name=n, is_admin=a))
+        assert [r["key"] for r in reading.visible(recs)] == (keys or ["k1", "k2", "k3"])

@@ -113,7 +113,7 @@ def request_form() -> None:
 
 
 st.title("Pair inspector")
-found = _entries(reading.cache_path())
+found = reading.visible(_entries(reading.cache_path()))  # per session: another user's shows their sentences
 if found:
     by_key = {r["key"]: r for r in found}
     key = st.selectbox("Inspection", list(by_key), format_func=lambda k: _label(by_key[k]), key="inspect_entry")
