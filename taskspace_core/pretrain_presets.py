@@ -19,10 +19,10 @@ from taskspace_core.pretrain import MIN_POSITIONS, PretrainConfig, SizeSpec, log
 # An H100/H200's dense bf16 peak is about 990 TFLOP/s; 35% of it is a usual sustained rate
 # for GPT-2-shaped models of this size (METHODS.md's cost notes use the same rule of thumb).
 GPU_FLOPS = 0.35 * 990e12
-# Effective bf16 training rate of both cores of a quiet 2-core AVX-512 CPU, from the reduced
-# run in docs/PRETRAIN.md: tokens per CPU-second x FLOPs/token (l-base ~1,300 x 35.8M per
-# core-second, l-tiny ~8,000 x 3.8M, two cores); an estimate, not a quiet-box measurement.
-CPU_FLOPS = 70e9
+# Effective training rate of a quiet 2-core AVX-512 CPU (fp32, one size per core, one thread
+# each), from the clean run in docs/PRETRAIN.md: tokens/s x FLOPs/token per core was l-base
+# 2,373 x 35.8M = 85 GFLOP/s, l-small 65, l-tiny 59 (small matrices use a core less well).
+CPU_FLOPS = 150e9
 
 
 @dataclass(frozen=True)

@@ -446,7 +446,17 @@ def _write_checkpoints(out: Path, name: str) -> None:
         _update_suite(out, size, {"n_layer": 1}, record, [], {"arch": "gpt2"})
 
 
-def test_sizes_trained_side_by_side_equal_the_sequential_run(tmp_path, toy_corpus, deterministic):
+@pytest.fixture()
+def clean_main(monkeypatch):
+    """Worker processes are spawned, and a spawned child first re-imports ``__main__``: after an
+    AppTest of this session that is a Streamlit view script, which must not run in a worker."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+
+
+def test_sizes_trained_side_by_side_equal_the_sequential_run(tmp_path, toy_corpus, deterministic, clean_main):
     """Two worker processes of one thread each give the weights, curves and suite.json of one process."""
     wide = SizeSpec("toy-wide", n_layer=2, n_embd=48, n_head=2)
     seq, par = tmp_path / "seq", tmp_path / "par"
@@ -465,7 +475,7 @@ def test_sizes_trained_side_by_side_equal_the_sequential_run(tmp_path, toy_corpu
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_a_failing_worker_stops_the_parallel_run_with_its_error(tmp_path, toy_corpus):
+def test_a_failing_worker_stops_the_parallel_run_with_its_error(tmp_path, toy_corpus, clean_main):
     bad = SizeSpec("bad", n_layer=2, n_embd=30, n_head=4)  # 30 is not divisible by 4 heads
     with pytest.raises(Exception, match="divisible|head"):
         pretrain(toy_corpus, [TOY, bad], CFG, tmp_path / "x", log=lambda s: None, workers=2, threads=1)
