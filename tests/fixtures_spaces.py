@@ -144,3 +144,19 @@ def prefill_cache(directory: str | Path) -> list[str]:
                 save_space(store, key, sp)
                 keys.append(key)
     return keys
+
+
+def save_private_space(directory: str | Path, owner: str, secret: str) -> str:
+    """A space built from ``owner``'s saved set ``set:<owner>/private`` whose example sentences
+    hold ``secret``; returns its key. For tests that another user never sees it."""
+    from dataclasses import replace
+
+    base = make_space(SIZES[0][0], SIZES[0][1], STEPS[-1], 99)
+    tasks = tuple(replace(t, example_good=f"{secret} {t.name}") for t in base.tasks)
+    name = f"{owner}/private"
+    sp = replace(base, taskset=name, series="private", tasks=tasks,
+                 config={**base.config, "run": {"tasks": [f"set:{name}"]}})  # fmt: skip
+    key = space_key(sp.model.fingerprint, sp.model.revision, name, "synthetic-config", "private")
+    with Store(directory) as store:
+        save_space(store, key, sp)
+    return key

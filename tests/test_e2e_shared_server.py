@@ -30,6 +30,7 @@ from precompute import jobs
 from precompute.job_process import pid_record
 from taskspace_core import accounts
 from tests.e2e_helpers import chromium, no_exception, require_browser, screenshot, settle, streamlit_server
+from tests.fixtures_spaces import save_private_space
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +56,7 @@ if "--progress-file" in sys.argv:
 PAIRS_CSV = "sentence_good,sentence_bad,task,category\n" + "".join(
     f"The bird{i} sings.,The bird{i} sing.,bird_agreement,agreement\n" for i in range(12)
 )
+PRIVATE_SECRET = "only-alice-sees-this-sentence"
 SERIES = "Series (groups models in the size/checkpoint views)"
 ADMIN = SimpleNamespace(name="test-cleanup", is_admin=True)
 
@@ -67,6 +69,7 @@ def shared_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
     cache, hold = tmp_path / "cache", tmp_path / "stand-in"
     cache.mkdir()
     hold.mkdir()
+    save_private_space(cache, "alice", PRIVATE_SECRET)  # a result of Alice's own saved pairs
     (hold / "sitecustomize.py").write_text(STAND_IN_RUNNER)
     users = tmp_path / "users.yaml"
     for name, secret in USERS.items():
@@ -226,6 +229,17 @@ def test_two_users_share_one_runner(shared_server: tuple[str, Path], tmp_path: P
         assert "Your saved task sets" in page.locator("[data-testid='stMain']").inner_text()
         _fill(alice, "Run name", "alice-again")
         assert "Your saved task sets" not in alice.locator("[data-testid='stMain']").inner_text()
+        # the result of Alice's saved pairs is listed to her, not to Bob (its sentences are hers)
+        for who in (page, alice):
+            who.locator("[data-testid='stSidebarNav'] a", has_text="Task space").first.click()
+            settle(who)
+        bob_text = page.locator("[data-testid='stMain']").inner_text()
+        assert "no task space is in the cache" in bob_text and "alice/private" not in bob_text
+        assert PRIVATE_SECRET not in page.content()
+        alice.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        assert "alice%2Fprivate" in alice.url  # her only space is the one drawn
+        no_exception(page)
+        no_exception(alice)
 
     _stop_all_jobs(cache)
     assert not any(s.alive for s in jobs.list_jobs(cache))
