@@ -100,7 +100,8 @@ def replicates_for(
         return None, NO_MARGINS
     if estimate != "exact":
         return None, "point values only: intervals are computed for the exact transfer T"
-    for diagonal in ("include", "exclude"):
+    first = spaces.resolve_profile_diagonal(S.shape[0])  # the default first: views are drawn with it
+    for diagonal in (first, "include" if first == "exclude" else "exclude"):
         try:
             T0, reps = spaces.transfer_replicates(margins, how, space.metric, n_boot, seed, diagonal)  # type: ignore[arg-type]
         except spaces.SpaceError as exc:

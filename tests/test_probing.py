@@ -315,6 +315,39 @@ def test_smollm2_paradigm_halves_are_nearest_in_profile_similarity(smollm2):
     )
     t0 = time.perf_counter()
     space, _ = run_space(smollm2, tasks, cfg)
-    S = symmetrise(space["T"], "profile")
+    # with the pair's own transfer in the profiles, each half is the other's nearest; without it
+    # (the default) a half's nearest is still an anaphor paradigm (the other half or number agreement)
+    S = symmetrise(space["T"], "profile", profile_diagonal="include")
     assert nearest(S)[0] == 1 and nearest(S)[1] == 0, (S.round(2), time.perf_counter() - t0)
+    S = symmetrise(space["T"], "profile")
+    assert nearest(S)[0] in (1, 2) and nearest(S)[1] in (0, 2), S.round(2)
     assert nearest(space["G"])[0] == 1 and nearest(space["G"])[1] == 0
+
+
+def test_eval_gradient_unit_equals_a_plain_gradient_and_per_update_dots():
+    # the in-place chunked gradient and the batched dots against autograd on all pairs at once
+    import torch
+
+    from taskspace_core.scoring import margins_with_grad
+
+    lm = tiny_loaded_model("gpt2", seed=5)
+    tasks = halves({k: v[:40] for k, v in toy_pairs().items()})[:3]
+    cfg = ProbeConfig(n_tune=8, n_eval=12, ftgd=FTGDConfig(mask_fraction=0.05, steps=2, lr=1e-2, sketch_dim=2**10))
+    results = {t.name: probing.ftgd_unit(lm, t, cfg) for t in tasks}
+    unit = probing.eval_gradient_unit(lm, tasks[1], cfg, results)
+    sel = ftgd.selectable_parameters(lm.model, cfg.ftgd.include_embeddings)
+    params = [p for _, p in sel]
+    with ftgd._grads_on(params):
+        pairs = list(tasks[1].split(cfg.n_tune, cfg.n_eval)[1])
+        assert len(pairs) == unit["n"] == 12  # more than one gradient chunk
+        plain = torch.autograd.grad(margins_with_grad(lm, pairs).mean(), params, allow_unused=True)
+    grads = {n: (torch.zeros_like(p) if g is None else g) for (n, p), g in zip(sel, plain, strict=True)}
+    for name, r in results.items():
+        want = sum(
+            float(grads[t].reshape(-1)[torch.from_numpy(i.astype(np.int64))].double() @ torch.from_numpy(v).double())
+            for t, (i, v) in r.delta.items()
+            if len(i)
+        )
+        assert unit["dots"][name] == pytest.approx(want, rel=1e-4, abs=1e-9)
+        assert probing.delta_dot(r, grads) == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert unit["grad_sq_norm"] == pytest.approx(sum(float((g.double() ** 2).sum()) for g in grads.values()), rel=1e-4)

@@ -137,8 +137,15 @@ def test_profile_exclude_matches_plain_correlation_over_other_columns():
     rng = np.random.default_rng(11)
     T = rng.normal(size=(7, 7)) + np.diag(rng.uniform(5, 50, 7)) + 100.0  # offset: running sums must not cancel
     np.testing.assert_allclose(sp.symmetrise(T, profile_diagonal="exclude"), _profile_exclude_plain(T), atol=1e-10)
-    # the default keeps the full rows
-    np.testing.assert_allclose(sp.symmetrise(T), np.corrcoef(T), atol=1e-12)
+    np.testing.assert_allclose(sp.symmetrise(T, profile_diagonal="include"), np.corrcoef(T), atol=1e-12)
+    # the default excludes the diagonal from 4 tasks on, and falls back to the full rows below
+    np.testing.assert_allclose(sp.symmetrise(T), _profile_exclude_plain(T), atol=1e-10)
+    np.testing.assert_allclose(sp.symmetrise(T3), np.corrcoef(T3), atol=1e-12)
+    assert sp.symmetrise_stack(T3[None])[0] == pytest.approx(np.corrcoef(T3))
+    assert [sp.resolve_profile_diagonal(n) for n in (3, 4)] == ["include", "exclude"]
+    assert sp.profile_label("profile", 3) == "T_profile (diagonal include)"
+    assert sp.profile_label("profile", 8, "include") == "T_profile (diagonal include)"
+    assert sp.profile_label("profile", 8) == "T_profile (diagonal exclude)" and sp.profile_label("sym", 8) == "T_sym"
     with pytest.raises(SpaceError, match="at least 4 tasks"):
         sp.symmetrise(T3, profile_diagonal="exclude")
     with pytest.raises(SpaceError, match="Unknown profile_diagonal"):

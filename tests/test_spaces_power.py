@@ -39,7 +39,7 @@ def test_batched_p_values_equal_fit_hypothesis_space_by_space():
     assert len(set(p.tolist())) > 1
 
 
-def _brute_force_power(design: Design, n_sims: int, alpha: float) -> float:
+def _brute_force_power(design: Design, n_sims: int, alpha: float, diagonal: str) -> float:
     """Per-pair margins drawn and taken through T, symmetrise and fit_hypothesis, one space at a time."""
     cats = "".join(chr(ord("a") + k) for k in range(design.categories) for _ in range(design.per_category))
     H = sp.HypothesisSpace.from_labels("category", [f"t{i}" for i in range(design.n_tasks)], list(cats))
@@ -47,14 +47,19 @@ def _brute_force_power(design: Design, n_sims: int, alpha: float) -> float:
     for s in range(n_sims):
         m = simulate_margins(planted_transfer(cats), n_pairs=design.n_eval, noise_sd=3.0, seed=1000 + s)
         T = np.array([[m.tuned[i][j].mean() - m.base[j].mean() for j in range(m.n_tasks)] for i in range(m.n_tasks)])
-        hits += sp.fit_hypothesis(sp.symmetrise(T), H, n_permutations=199, seed=s).mantel_p <= alpha
+        hits += (
+            sp.fit_hypothesis(sp.symmetrise(T, profile_diagonal=diagonal), H, n_permutations=199, seed=s).mantel_p
+            <= alpha
+        )
     return hits / n_sims
 
 
-def test_power_matches_a_brute_force_count_within_monte_carlo_error():
-    design = Design(3, 3, 3)  # an intermediate power (about 0.5), where a wrong noise scale would show
-    fast = power(PLANTED, design, n_simulations=600, n_permutations=199)
-    slow = _brute_force_power(design, 250, 0.05)
+# designs of intermediate power (about 0.5) under each setting, where a wrong noise scale would show;
+# exclusion leaves one shared column per within-category pair at 3 per category, so it needs more pairs
+@pytest.mark.parametrize(("diagonal", "design"), [("include", Design(3, 3, 3)), ("exclude", Design(3, 3, 16))])
+def test_power_matches_a_brute_force_count_within_monte_carlo_error(diagonal: str, design: Design):
+    fast = power(PLANTED, design, n_simulations=600, n_permutations=199, profile_diagonal=diagonal)  # type: ignore[arg-type]
+    slow = _brute_force_power(design, 250, 0.05, diagonal)
     assert 0.2 < slow < 0.9
     se = math.sqrt(slow * (1 - slow) / 250 + fast.power_se**2)
     assert abs(fast.power - slow) < 3.5 * se, (fast.power, slow)
@@ -72,16 +77,15 @@ def test_one_strong_category_has_less_power_than_the_same_mean_effect_everywhere
     uneven = NoiseModel(**{**uneven.__dict__, "effects": (3.0, 0.0, 0.0)})  # mean effect 1, as PLANTED
     d = Design(3, 3, 3)
     assert uneven.delta == pytest.approx(PLANTED.delta)
-    assert (
-        power(uneven, d, n_simulations=400, n_permutations=199).power + 0.1
-        < power(PLANTED, d, n_simulations=400, n_permutations=199).power
-    )
+    kw = {"n_simulations": 400, "n_permutations": 199, "profile_diagonal": "include"}  # mid power at this design
+    assert power(uneven, d, **kw).power + 0.1 < power(PLANTED, d, **kw).power  # type: ignore[arg-type]
 
 
 def test_power_rises_with_eval_pairs_and_effect():
-    few = power(PLANTED, Design(3, 3, 2), n_simulations=300, n_permutations=199).power
-    many = power(PLANTED, Design(3, 3, 32), n_simulations=300, n_permutations=199).power
-    big = power(PLANTED.with_effect(2.0), Design(3, 3, 2), n_simulations=300, n_permutations=199).power
+    kw = {"n_simulations": 300, "n_permutations": 199}
+    few = power(PLANTED, Design(3, 3, 2), **kw).power  # type: ignore[arg-type]
+    many = power(PLANTED, Design(3, 3, 32), **kw).power  # type: ignore[arg-type]
+    big = power(PLANTED.with_effect(3.0), Design(3, 3, 2), **kw).power  # type: ignore[arg-type]
     assert few + 0.2 < many and few + 0.2 < big
 
 

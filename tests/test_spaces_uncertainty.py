@@ -103,29 +103,27 @@ def test_replicate_fit_statistics_equal_fit_hypothesis_per_replicate():
 
 
 def test_bootstrap_fit_on_planted_structure_and_on_noise():
-    planted = sp.bootstrap_fit(
-        sp.bootstrap_transfer(simulate_margins(planted_transfer(CATS), 48, 3.0, 2)), H12, n_permutations=999
-    )
+    # within 1.5: with the diagonal excluded (the default) a pair shares one category-mate column
+    T_true = planted_transfer(CATS, within=1.5)
+    planted = sp.bootstrap_fit(sp.bootstrap_transfer(simulate_margins(T_true, 48, 3.0, 2)), H12, n_permutations=999)
     d = planted.as_dict()
     assert d["mantel_p"] < 0.01 and d["ari_p"] < 0.05 and d["spearman_low"] > 0.1
     assert d["spearman_low"] <= d["spearman"] <= d["spearman_high"] and d["ci_level"] == 0.95
     assert 0 < d["wmb_low"] <= d["within_minus_between"] <= d["wmb_high"]
     # raw percentiles sit below the estimate (resampling adds noise); centred ones hold it
     raw = sp.bootstrap_fit(
-        sp.bootstrap_transfer(simulate_margins(planted_transfer(CATS), 48, 3.0, 2)),
+        sp.bootstrap_transfer(simulate_margins(T_true, 48, 3.0, 2)),
         H12,
         n_permutations=9,
         centred=False,
     )
     assert raw.spearman_ci[1] - raw.spearman_ci[0] == pytest.approx(planted.spearman_ci[1] - planted.spearman_ci[0])
     assert np.mean(raw.spearman_ci) < np.mean(planted.spearman_ci)
-    noise = sp.bootstrap_fit(
-        sp.bootstrap_transfer(simulate_margins(0 * planted_transfer(CATS), 48, 3.0, 2)), H12, n_permutations=999
-    )
+    noise = sp.bootstrap_fit(sp.bootstrap_transfer(simulate_margins(0 * T_true, 48, 3.0, 2)), H12, n_permutations=999)
     assert noise.spearman_ci[0] < 0.05 and noise.fit.mantel_p > 0.05
     uid = HypothesisSpace.from_labels("uid", NAMES, NAMES)
     degenerate = sp.bootstrap_fit(
-        sp.bootstrap_transfer(simulate_margins(planted_transfer(CATS), 48, 3.0, 2), n_boot=20), uid, n_permutations=99
+        sp.bootstrap_transfer(simulate_margins(T_true, 48, 3.0, 2), n_boot=20), uid, n_permutations=99
     )
     assert all(math.isnan(x) for x in degenerate.ari_ci) and "its own label" in degenerate.fit.ari_note
 
@@ -141,7 +139,7 @@ def _test_retest(T_true: np.ndarray, seed: int) -> float:
 
 
 def test_split_half_reliability_of_planted_structure_and_of_noise():
-    T_true = planted_transfer(CATS, within=1.0, self_transfer=5.0)
+    T_true = planted_transfer(CATS, within=2.0, self_transfer=5.0)  # 1.0 gives a ceiling of 0.25 (diagonal excluded)
     ceilings = [
         sp.split_half_reliability(simulate_margins(T_true, 48, 3.0, s), n_splits=50, seed=s).ceiling for s in range(12)
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -48,14 +48,25 @@ def task_gradient_and_margins(
     check_pairs(pairs, "tune")
     sel = selectable_parameters(loaded.model, cfg.include_embeddings)
     names, params = [n for n, _ in sel], [p for _, p in sel]
-    use = list(pairs[: cfg.mask_pairs])
-    margins = []
     with grads_on(params):
-        # backward() sums each chunk's gradient into .grad in place: one gradient buffer for the
-        # whole model, and only one chunk's activations alive (the peak of a run is here)
-        for s in range(0, len(use), GRAD_CHUNK):
-            m = margins_with_grad(loaded, use[s : s + GRAD_CHUNK])
-            (losses(m, loss).sum() / len(use)).backward()
-            margins.append(m.detach())
-        acc = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-    return dict(zip(names, acc, strict=True)), torch.cat(margins).double().cpu().numpy()
+        acc, margins = mean_gradient(loaded, params, list(pairs[: cfg.mask_pairs]), lambda m: losses(m, loss))
+    return dict(zip(names, acc, strict=True)), margins
+
+
+def mean_gradient(
+    loaded: LoadedModel,
+    params: Sequence[torch.Tensor],
+    pairs: Sequence[MinimalPair],
+    per_pair: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Gradient of ``mean(per_pair(margins))`` over ``pairs`` w.r.t. ``params`` (grads on and
+    ``.grad`` empty), and the margins, in chunks of :data:`GRAD_CHUNK` pairs."""
+    margins = []
+    # backward() sums each chunk's gradient into .grad in place: one gradient buffer for the
+    # whole model, and only one chunk's activations alive (the peak of a run is here)
+    for s in range(0, len(pairs), GRAD_CHUNK):
+        m = margins_with_grad(loaded, pairs[s : s + GRAD_CHUNK])
+        (per_pair(m).sum() / len(pairs)).backward()
+        margins.append(m.detach())
+    acc = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+    return acc, torch.cat(margins).double().cpu().numpy()

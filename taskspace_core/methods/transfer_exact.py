@@ -121,7 +121,7 @@ register(
             ),
             MatrixView(
                 "profile",
-                "profile similarity: correlation of rows of T",
+                "profile similarity: correlation of rows of T (self-transfers left out from 4 tasks)",
                 True,
                 True,
                 FIELDS,

@@ -47,9 +47,13 @@ from taskspace_core.spaces.geometry import (
 )
 from taskspace_core.spaces.hypotheses import HypothesisSpace
 from taskspace_core.spaces.matrices import (
+    PROFILE_DIAGONAL,
+    ProfileDiagonal,
     SpaceError,
     SpaceWarning,
     distance_matrix,
+    profile_label,
+    resolve_profile_diagonal,
     scale_similarity,
     self_transfer_floor,
     symmetrise,
@@ -158,6 +162,10 @@ __all__ = [
     "stability",
     "symmetrise",
     "symmetrise_stack",
+    "PROFILE_DIAGONAL",
+    "ProfileDiagonal",
+    "profile_label",
+    "resolve_profile_diagonal",
     "tensor_counts",
     "transfer_replicates",
     "umap_embedding",

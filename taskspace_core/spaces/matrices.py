@@ -189,10 +189,34 @@ def _sym_stack(X: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return np.where(count > 0, np.where(valid, both, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0)
 
 
+ProfileDiagonal = Literal["include", "exclude"]
+# The default: in the symmetrisation study (docs/METHODS.md) excluding the diagonal separated
+# within- from between-category pairs best on BLiMP (exact and first-order) and the built-in suite.
+PROFILE_DIAGONAL: ProfileDiagonal = "exclude"
+EXCLUDE_MIN_TASKS = 4  # below this, a pair has fewer than 2 columns left to correlate
+
+
+def resolve_profile_diagonal(n_tasks: int, profile_diagonal: ProfileDiagonal | None = None) -> ProfileDiagonal:
+    """The profile-diagonal setting used for ``n_tasks`` tasks: an explicit choice as given; the
+    default (None) is :data:`PROFILE_DIAGONAL`, falling back to ``include`` below 4 tasks."""
+    if profile_diagonal is not None:
+        if profile_diagonal not in ("include", "exclude"):
+            raise SpaceError(f"Unknown profile_diagonal {profile_diagonal!r}; use 'include' or 'exclude'.")
+        return profile_diagonal
+    return PROFILE_DIAGONAL if n_tasks >= EXCLUDE_MIN_TASKS else "include"
+
+
+def profile_label(how: str, n_tasks: int, profile_diagonal: ProfileDiagonal | None = None) -> str:
+    """Export name of a symmetrised T, e.g. ``T_profile (diagonal exclude)`` or ``T_sym``."""
+    if how != "profile":
+        return f"T_{how}"
+    return f"T_profile (diagonal {resolve_profile_diagonal(n_tasks, profile_diagonal)})"
+
+
 def symmetrise_stack(
     Ts: np.ndarray,
     how: Literal["profile", "sym"] = "profile",
-    profile_diagonal: Literal["include", "exclude"] = "include",
+    profile_diagonal: ProfileDiagonal | None = None,
     usable: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`symmetrise` of a stack of transfer matrices (B x N x N, e.g. bootstrap replicates),
@@ -202,11 +226,10 @@ def symmetrise_stack(
         raise SpaceError(f"Expected a stack of square transfer matrices (B x N x N); got shape {X.shape}.")
     n = X.shape[-1]
     if how == "profile":
-        if profile_diagonal not in ("include", "exclude"):
-            raise SpaceError(f"Unknown profile_diagonal {profile_diagonal!r}; use 'include' or 'exclude'.")
-        if profile_diagonal == "exclude" and n < 4:
+        diagonal = resolve_profile_diagonal(n, profile_diagonal)
+        if diagonal == "exclude" and n < EXCLUDE_MIN_TASKS:
             raise SpaceError("profile_diagonal='exclude' needs at least 4 tasks (2 columns left per pair).")
-        S = np.clip(_profile_stack(X, profile_diagonal == "exclude")[0], -1.0, 1.0)
+        S = np.clip(_profile_stack(X, diagonal == "exclude")[0], -1.0, 1.0)
     elif how == "sym":
         S = _sym_stack(X, np.ones(n, dtype=bool) if usable is None else np.asarray(usable, dtype=bool))
     else:
@@ -221,16 +244,17 @@ def symmetrise(
     T: np.ndarray,
     how: Literal["profile", "sym"] = "profile",
     *,
-    profile_diagonal: Literal["include", "exclude"] = "include",
+    profile_diagonal: ProfileDiagonal | None = None,
     self_floor: float | None = None,
     self_lower: np.ndarray | None = None,
 ) -> np.ndarray:
     """Symmetric similarity from a transfer matrix ``T[i, j]`` (effect on j of tuning on i).
 
     * ``how="profile"`` (default): Pearson correlation of the rows of T. With
-      ``profile_diagonal="include"`` (default) the full rows are correlated; with
-      ``"exclude"`` the pair (i, j) is correlated over the other tasks' columns only, so
-      dominant self-transfers do not pull the null level to -1/(N-1). A pair with a
+      ``profile_diagonal="exclude"`` (the default from 4 tasks on) the pair (i, j) is
+      correlated over the other tasks' columns only, so dominant self-transfers do not pull
+      the null level to -1/(N-1); with ``"include"`` (the default below 4 tasks) the full
+      rows are correlated. A pair with a
       constant row has no defined correlation: it is returned as 0 ("no evidence either
       way") and a :class:`SpaceWarning` names the rows.
     * ``how="sym"``: ``R = T / diag(T)`` row-wise, then ``(R + R^T) / 2``. A row whose
@@ -248,6 +272,7 @@ def symmetrise(
             f"The transfer matrix has missing values in rows {bad}; finish those units or drop those tasks."
         )
     usable = None
+    profile_diagonal = resolve_profile_diagonal(A.shape[0], profile_diagonal)
     if how == "profile" and profile_diagonal == "include":
         flat = _profile_stack(A[None], False)[1][0].diagonal()
         if flat.any():

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from taskspace_core.spaces.matrices import SpaceError, symmetrise_stack, usable_self_transfer
+from taskspace_core.spaces.matrices import ProfileDiagonal, SpaceError, symmetrise_stack, usable_self_transfer
 from taskspace_core.spaces.uncertainty import DEFAULT_BOOTSTRAP, PairMargins, bootstrap_transfer
 
 DEFAULT_LEVEL = 0.95
@@ -88,7 +88,7 @@ def transfer_replicates(
     metric: Literal["mean_margin", "accuracy"] = "mean_margin",
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
-    profile_diagonal: Literal["include", "exclude"] = "include",
+    profile_diagonal: ProfileDiagonal | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The point T from the margins and ``n_boot`` replicate spaces ``symmetrise(T*, how)`` (B x N x N).
 

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from taskspace_core.spaces.fits import _p_value, _permutation_stats
-from taskspace_core.spaces.matrices import SpaceError, symmetrise_stack
+from taskspace_core.spaces.matrices import ProfileDiagonal, SpaceError, symmetrise_stack
 from taskspace_core.spaces.uncertainty import PairMargins
 
 DEFAULT_SIMULATIONS = 400
@@ -245,7 +245,7 @@ def power(
     n_simulations: int = DEFAULT_SIMULATIONS,
     n_permutations: int = POWER_PERMUTATIONS,
     how: Literal["profile", "sym"] = "profile",
-    profile_diagonal: Literal["include", "exclude"] = "include",
+    profile_diagonal: ProfileDiagonal | None = None,
     seed: int = 0,
 ) -> PowerResult:
     """Power of the Spearman Mantel test of the category hypothesis for ``design`` under ``noise``."""

@@ -37,7 +37,14 @@ from taskspace_core.spaces.fits import (
 )
 from taskspace_core.spaces.geometry import cluster_labels_stack
 from taskspace_core.spaces.hypotheses import HypothesisSpace
-from taskspace_core.spaces.matrices import SpaceError, symmetrise, symmetrise_stack, usable_self_transfer
+from taskspace_core.spaces.matrices import (
+    ProfileDiagonal,
+    SpaceError,
+    profile_label,
+    symmetrise,
+    symmetrise_stack,
+    usable_self_transfer,
+)
 
 TIE_EPS = 1e-6  # |margin| below this is a tie (as in scoring)
 DEFAULT_BOOTSTRAP = 1_000
@@ -195,7 +202,7 @@ class FitInterval:
 
 
 def _space_stack(
-    boot: TransferBootstrap, how: str, profile_diagonal: str, self_floor: float | None
+    boot: TransferBootstrap, how: str, profile_diagonal: ProfileDiagonal | None, self_floor: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The point task space and its B replicates; for ``sym`` the usable rows come from the point T."""
     T0 = boot.T.value
@@ -250,7 +257,7 @@ def bootstrap_fit(
     boot: TransferBootstrap,
     H: HypothesisSpace,
     how: Literal["profile", "sym"] = "profile",
-    profile_diagonal: Literal["include", "exclude"] = "include",
+    profile_diagonal: ProfileDiagonal | None = None,
     n_permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
     self_floor: float | None = None,
@@ -283,7 +290,7 @@ def bootstrap_fit(
         ci(reps[k], getattr(fit, f))
         for k, f in (("spearman", "spearman"), ("wmb", "within_minus_between"), ("ari", "ari"))
     ]
-    space = f"T_{how}" + (f" (diagonal {profile_diagonal})" if how == "profile" else "")
+    space = profile_label(how, S0.shape[0], profile_diagonal)
     return FitInterval(fit, *cis, boot.n_boot, boot.level, space)
 
 
@@ -312,7 +319,7 @@ def spearman_brown(r: float) -> float:
 def split_half_reliability(
     margins: PairMargins,
     how: Literal["profile", "sym"] = "profile",
-    profile_diagonal: Literal["include", "exclude"] = "include",
+    profile_diagonal: ProfileDiagonal | None = None,
     metric: Literal["mean_margin", "accuracy"] = "mean_margin",
     n_splits: int = 100,
     seed: int = 0,
@@ -344,6 +351,6 @@ def split_half_reliability(
     A, B = (_upper_stack(symmetrise_stack(T, how, profile_diagonal, usable)) for T in halves)
     r = _pearson_rows(A, B)
     mean_r = float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
-    space = f"T_{how}" + (f" (diagonal {profile_diagonal})" if how == "profile" else "")
+    space = profile_label(how, len(margins.n_pairs), profile_diagonal)
     source = "eval pairs and tunings" if second_tuning is not None else "eval pairs"
     return Reliability(mean_r, spearman_brown(mean_r), float(np.nanstd(r)), n_splits, space, source)
