@@ -163,7 +163,7 @@ def main() -> None:
             f"{res.power:>5.2f}±{res.power_se:.2f} {res.mean_spearman:>6.2f} {half:>10.2f} {plus:>10.2f} {incl:>10.2f}"
         )
     print(
-        "(power: T_profile with the diagonal excluded, the default from 4 tasks; incl. diag: profile_diagonal=include)\n"
+        "(power: T_profile, diagonal excluded (the default from 4 tasks); incl. diag: profile_diagonal=include)\n"
         f"(quiet: the measured ETA scaled so that the previous default takes its measured {QUIET_REFERENCE_MIN} min "
         f"on a quiet 2-core CPU; * over the {args.budget_min:g}-min budget)"
     )

@@ -37,7 +37,7 @@ from taskspace_core.store import Store, StoreError, make_key
 
 log = logging.getLogger(__name__)
 
-STATS_VERSION = 2  # bump when a statistic's numbers change, so stored ones are not served (2: profile diagonal excluded)
+STATS_VERSION = 2  # bump when a statistic's numbers change, so stored ones are not served (2: profile default)
 KIND = "stat"
 _MEMORY = 4096  # finished statistics kept in memory (each is a few numbers or a small array)
 _MISSING = object()
