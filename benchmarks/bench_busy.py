@@ -11,7 +11,10 @@ The competitor (``python -c "while True: pass"``) is started and stopped by this
 gets ``--warmup`` seconds first so that the 1-minute load average sees it. Prints seconds per
 phase, the thread count each child chose, and the ratios busy/quiet and new/old.
 
-    nice python benchmarks/bench_busy.py [--tasks 3] [--steps 4] [--n-eval 16] [--warmup 30]
+    nice python benchmarks/bench_busy.py [--tasks 3] [--steps 4] [--n-eval 16] [--warmup 30] [--variants]
+
+``--variants`` adds two more children with torch's default thread count: ``passive``
+(``OMP_WAIT_POLICY=PASSIVE``) and ``spin`` (``GOMP_SPINCOUNT=--spin``: spin briefly, then sleep).
 
 It reports, it does not assert. Other work on the machine disturbs it: say so with the figures.
 """
@@ -28,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ("old", "new")
+# extra variants (``--variants``), all with torch's default thread count (one per core): the
+# wait policy alone, e.g. when a competitor starts after the thread count was chosen
+VARIANTS = ("passive", "spin")
 
 
 def child(args: argparse.Namespace) -> None:
@@ -57,13 +63,19 @@ def child(args: argparse.Namespace) -> None:
             probing.transfer_unit(lm, result, t, cfg)
     t2 = time.perf_counter()
     out = {"threads": torch.get_num_threads(), "chosen": chosen, "ftgd_s": t1 - t0, "eval_s": t2 - t1}
-    print(json.dumps({**out, "wait": os.environ.get("OMP_WAIT_POLICY", "default")}), flush=True)
+    spin = os.environ.get("GOMP_SPINCOUNT")
+    wait = os.environ.get("OMP_WAIT_POLICY") or (f"spin{spin}" if spin else "default")
+    print(json.dumps({**out, "wait": wait}), flush=True)
 
 
 def measure(policy: str, args: argparse.Namespace) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     if policy == "old" and args.old_wait != "default":
         env["OMP_WAIT_POLICY"] = args.old_wait
+    elif policy == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif policy == "spin":
+        env["GOMP_SPINCOUNT"] = str(args.spin)  # libgomp: spin this many times, then sleep
     cmd = [sys.executable, __file__, "--child", policy, *sys.argv[1:]]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
@@ -90,8 +102,11 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=16)
     ap.add_argument("--warmup", type=float, default=30.0, help="seconds the competitor runs before measuring")
     ap.add_argument("--old-wait", default="default", choices=["default", "ACTIVE"])
-    ap.add_argument("--child", choices=POLICIES, help=argparse.SUPPRESS)
+    ap.add_argument("--variants", action="store_true", help="also: all cores with passive waits / with --spin")
+    ap.add_argument("--spin", type=int, default=10_000, help="with --variants: GOMP_SPINCOUNT of the spin variant")
+    ap.add_argument("--child", choices=POLICIES + VARIANTS, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    policies = POLICIES + (VARIANTS if args.variants else ())
     if args.child:
         return child(args)
     print(f"cpus {os.cpu_count()}, affinity {len(os.sched_getaffinity(0))}, load {os.getloadavg()}", flush=True)
@@ -103,7 +118,7 @@ def main() -> None:
             competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             time.sleep(args.warmup)
         try:
-            for policy in POLICIES:
+            for policy in policies:
                 r = measure(policy, args)
                 show(f"{condition}/{policy}", r)
                 times[condition, policy] = r["ftgd_s"] + r["eval_s"]
@@ -111,10 +126,11 @@ def main() -> None:
             if competitor is not None:
                 competitor.kill()
                 competitor.wait()
-    for policy in POLICIES:
+    for policy in policies:
         print(f"busy/quiet  {policy}: {times['busy', policy] / times['quiet', policy]:.2f}x")
     for condition in ("quiet", "busy"):
-        print(f"new/old     {condition}: {times[condition, 'new'] / times[condition, 'old']:.2f}x")
+        for policy in policies[1:]:
+            print(f"{policy}/old {condition}: {times[condition, policy] / times[condition, 'old']:.2f}x")
 
 
 if __name__ == "__main__":

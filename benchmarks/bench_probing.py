@@ -10,6 +10,11 @@ over a deep copy of the model per task.
     .venv/bin/python benchmarks/bench_probing.py --rerun [--small] [--keep DIR]
 
     .venv/bin/python benchmarks/bench_probing.py --transfer-phase [--tasks 4] [--rounds 2]
+    .venv/bin/python benchmarks/bench_probing.py --busy [--config F] [--warmup 30]
+
+``--busy`` runs the config in two fresh caches, first on the quiet machine and then beside a
+competing busy process (``while True: pass``) that it starts ``--warmup`` seconds before and
+stops after, and prints both wall times and their ratio (issue 13: at most ~2x).
 
 ``--transfer-phase`` times, in this process on SmolLM2 (the config's first model spec), the exact
 transfer evaluation of the config's first ``--tasks`` tasks both ways: one small batch set per
@@ -175,6 +180,35 @@ def transfer_phase(config: str, n_tasks: int, rounds: int) -> None:
     print(f"  bench process peak RSS {peak_rss_mb():.0f} MB; load average now {os.getloadavg()[0]:.1f}")
 
 
+def fresh_cache(keep: str | None = None) -> Path:
+    """A cache directory (``keep``, or a new temporary one) with the converted SmolLM2 linked in."""
+    cache = Path(keep or tempfile.mkdtemp(prefix="bench-probing-"))
+    models_dir(cache).mkdir(parents=True, exist_ok=True)
+    src = models_dir() / "smollm2-135m"
+    if src.exists() and not (models_dir(cache) / "smollm2-135m").exists():
+        os.symlink(src, models_dir(cache) / "smollm2-135m")
+    return cache
+
+
+def quiet_vs_busy(config: str, warmup: float) -> None:
+    """The config in a fresh cache twice: on a quiet machine, then beside a busy process this starts and stops."""
+    walls: dict[str, float] = {}
+    for mode in ("quiet", "busy"):
+        env = {**os.environ, "TASKSPACE_CACHE": str(fresh_cache())}
+        competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if mode == "busy" else None
+        try:
+            if competitor:
+                time.sleep(warmup)  # so that the 1-minute load average the thread policy reads sees it
+            walls[mode] = run([sys.executable, "-m", "precompute", "run", "--config", config, "--quiet"], env)
+        finally:
+            if competitor:
+                competitor.kill()
+                competitor.wait()
+        print(f"{mode}: {walls[mode] / 60:.1f} min ({walls[mode]:.0f} s)", flush=True)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"config: {config}; busy / quiet: {walls['busy'] / walls['quiet']:.2f}x; peak RSS of the runs: {rss:.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
@@ -186,15 +220,16 @@ def main() -> None:
     )
     ap.add_argument("--tasks", type=int, default=4, help="with --transfer-phase: the config's first N tasks")
     ap.add_argument("--rounds", type=int, default=2, help="with --transfer-phase: alternating rounds of each")
+    ap.add_argument("--busy", action="store_true", help="the config quiet, then beside a busy process (fresh caches)")
+    ap.add_argument("--warmup", type=float, default=30.0, help="with --busy: seconds the competitor runs first")
     args = ap.parse_args()
     if args.transfer_phase:
         transfer_phase(args.config, args.tasks, args.rounds)
         return
-    cache = Path(args.keep or tempfile.mkdtemp(prefix="bench-probing-"))
-    models_dir(cache).mkdir(parents=True, exist_ok=True)
-    src = models_dir() / "smollm2-135m"
-    if src.exists() and not (models_dir(cache) / "smollm2-135m").exists():
-        os.symlink(src, models_dir(cache) / "smollm2-135m")
+    if args.busy:
+        quiet_vs_busy(args.config, args.warmup)
+        return
+    cache = fresh_cache(args.keep)
     env = {**os.environ, "TASKSPACE_CACHE": str(cache)}
     config = small_config(args.config, cache) if args.small else args.config
     cmd = [sys.executable, "-m", "precompute", "run", "--config", config]

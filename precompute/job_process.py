@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from taskspace_core import threads
 from taskspace_core.records import ProgressRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ def runner_env(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["TASKSPACE_CACHE"] = str(cache)
     env["PYTHONUNBUFFERED"] = "1"  # the log tail should be current
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads yield the core (taskspace_core.threads)
+    threads.set_wait_policy(env)  # idle OpenMP threads yield the core soon (taskspace_core.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 

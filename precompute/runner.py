@@ -272,6 +272,7 @@ def compute_units(
                 fresh[unit.key] = value
             yield unit, value, seconds
             release_memory(collect=False)  # e.g. an FTGD unit's full gradients: their pages go back (ms)
+            threads.refresh_policy()  # the load may have changed since the last unit
             t0 = time.perf_counter()
         release_memory()
 

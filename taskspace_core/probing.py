@@ -185,39 +185,51 @@ def eval_gradient(loaded: LoadedModel, task: Task, cfg: ProbeConfig) -> dict[str
     return dict(zip(names, acc, strict=True))
 
 
-def delta_dots(results: Mapping[str, FTGDResult], grads: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    """``delta_i . grad`` for every update ``i`` over its entries (fp16 delta as applied), in float64.
+class DeltaStack:
+    """Many sparse updates' entries concatenated per tensor once, so that ``delta_i . grad`` of every
+    update ``i`` costs one gather per tensor for each gradient (the first-order estimate dots N
+    updates with each of N gradients: per (update, tensor) gathers took 15 s per gradient at 67
+    BLiMP tasks, re-concatenating per gradient 1.8 s, this 0.5 s; it holds 6 bytes per entry)."""
 
-    One gather per tensor over all updates' entries, not one per (update, tensor): with 67
-    updates of ~200 tensors the per-call overhead of small gathers was 1.2 s per gradient."""
-    keys = list(results)
-    totals = np.zeros(len(keys))
-    for name, g in grads.items():
-        parts = [(k, results[key].delta.get(name)) for k, key in enumerate(keys)]
-        parts = [(k, d) for k, d in parts if d is not None and len(d[0])]
-        if not parts:
-            continue
-        idx = np.concatenate([d[0] for _, d in parts]).astype(np.int64)
-        vals = np.concatenate([d[1] for _, d in parts]).astype(np.float64)
-        owner = np.repeat([k for k, _ in parts], [len(d[0]) for _, d in parts])
-        gi = g.reshape(-1)[torch.from_numpy(idx).to(g.device)].double().cpu().numpy()
-        totals += np.bincount(owner, weights=gi * vals, minlength=len(keys))
-    return {key: float(t) for key, t in zip(keys, totals, strict=True)}
+    def __init__(self, results: Mapping[str, FTGDResult]) -> None:
+        self.keys = list(results)
+        self.parts: dict[str, tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]] = {}
+        for name in sorted({n for r in results.values() for n in r.delta}):
+            parts = [(k, results[key].delta.get(name)) for k, key in enumerate(self.keys)]
+            parts = [(k, d) for k, d in parts if d is not None and len(d[0])]
+            if not parts:
+                continue
+            idx = np.concatenate([d[0] for _, d in parts])
+            idx = idx.astype(np.int32 if idx.max() < 2**31 else np.int64, copy=False)
+            vals = np.concatenate([d[1] for _, d in parts])
+            starts = np.cumsum([0] + [len(d[0]) for _, d in parts[:-1]])
+            owners = np.array([k for k, _ in parts])
+            self.parts[name] = (torch.from_numpy(idx), torch.from_numpy(vals), owners, starts)
+
+    def dots(self, grads: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """``delta_i . grad`` for every update (its fp16 delta as applied), summed in float64."""
+        totals = np.zeros(len(self.keys))
+        for name, (idx, vals, owners, starts) in self.parts.items():
+            g = grads[name].reshape(-1)
+            prod = (g[idx.to(g.device)].double() * vals.to(g.device).double()).cpu().numpy()
+            totals[owners] += np.add.reduceat(prod, starts)
+        return {key: float(t) for key, t in zip(self.keys, totals, strict=True)}
 
 
 def delta_dot(result: FTGDResult, grads: Mapping[str, torch.Tensor]) -> float:
-    """``delta . grad`` of one update (:func:`delta_dots`)."""
-    return delta_dots({"": result}, grads)[""]
+    """``delta . grad`` of one update (:class:`DeltaStack`)."""
+    return DeltaStack({"": result}).dots(grads)[""]
 
 
 def eval_gradient_unit(
-    loaded: LoadedModel, task: Task, cfg: ProbeConfig, ftgd_results: Mapping[str, FTGDResult]
+    loaded: LoadedModel, task: Task, cfg: ProbeConfig, ftgd_results: Mapping[str, FTGDResult] | DeltaStack
 ) -> dict[str, Any]:
     """First-order column j: ``{task, dots: {i: delta_i . grad m_j}, grad_sq_norm, n}`` at the base model."""
     if ftgd_mod.any_applied(loaded):
         raise ProbeError("the first-order gradient is taken at the untuned model, but an FTGD update is applied")
     grads = eval_gradient(loaded, task, cfg)
-    dots = delta_dots(ftgd_results, grads)
+    stack = ftgd_results if isinstance(ftgd_results, DeltaStack) else DeltaStack(ftgd_results)
+    dots = stack.dots(grads)
     sq = float(sum(float(torch.dot(g.reshape(-1).double(), g.reshape(-1).double())) for g in grads.values()))
     return {"task": task.name, "dots": dots, "grad_sq_norm": sq, "n": len(_eval_pairs(task, cfg))}
 

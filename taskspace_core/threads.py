@@ -5,11 +5,17 @@ while they wait) fights any other busy process; FTGD units were measured 4x slow
 competitor on 2 cores. So the thread count follows the cores this process may actually use
 (CPU affinity, cgroup v2 ``cpu.max`` or v1 CFS quota) minus what others keep busy (the 1-minute
 load average minus our own share, capped by the threads runnable right now, scaled to our
-cores), and OpenMP waits passively.
+cores), chosen again every few seconds between units, and idle OpenMP threads spin only briefly
+before they sleep (``GOMP_SPINCOUNT``, :data:`SPIN_COUNT`).
 
-``OMP_WAIT_POLICY`` is read when torch's OpenMP runtime loads, i.e. at the first
-``import torch``: :func:`configure_process` must run before that (the CLI entry point does).
-Nothing here imports torch at module level. A user's explicit ``OMP_WAIT_POLICY`` or
+Why not ``OMP_WAIT_POLICY=PASSIVE``: it made every FTGD and gradient unit 1.3-1.4x slower on a
+quiet 2-core machine (threads sleep at every parallel region of a small model), and it helps
+only while two threads share their cores with a competitor, which the re-chosen thread count
+avoids (one thread has no team to wait for). ``benchmarks/bench_busy.py --variants`` measures it.
+
+OpenMP reads these variables when torch's runtime loads, i.e. at the first ``import torch``:
+:func:`configure_process` must run before that (the CLI entry point does). Nothing here
+imports torch at module level. A user's explicit ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or
 ``OMP_NUM_THREADS`` is never overridden.
 """
 
@@ -25,7 +31,9 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 PROC_STAT = Path("/proc/stat")
-_POLICY = {"on": False}  # set by configure_process (CLI processes only)
+_POLICY = {"on": False, "at": 0.0}  # set by configure_process (CLI processes only); time of the last choice
+SPIN_COUNT = 10_000  # libgomp spins per wait before sleeping (its default 300,000): as fast when quiet
+REFRESH_S = 10.0  # re-choose the thread count between units at most this often
 _OWN_SAMPLE: list[tuple[float, float]] = [(time.monotonic(), sum(os.times()[:2]))]  # (wall, cpu) at import
 
 
@@ -145,13 +153,19 @@ def policy_threads() -> int:
     return choose_threads(avail, recent if now is None else min(recent, now), 0.0, os.cpu_count())
 
 
+def set_wait_policy(env: MutableMapping[str, str]) -> None:
+    """Brief OpenMP spinning (:data:`SPIN_COUNT`) in ``env``, unless the user chose a wait policy."""
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+
+
 def configure_process(environ: MutableMapping[str, str] | None = None) -> None:
-    """At a CLI entry point, before torch is imported: passive OpenMP waits (unless the user chose
-    a policy) and the thread policy switched on for :func:`apply_policy` (unless the user set
+    """At a CLI entry point, before torch is imported: the wait policy (:func:`set_wait_policy`)
+    and the thread policy switched on for :func:`apply_policy` (unless the user set
     ``OMP_NUM_THREADS``). Child processes inherit the wait policy, not a thread count: a Ray
     worker keeps the one thread per CPU that Ray gives it."""
     env = os.environ if environ is None else environ
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_wait_policy(env)
     _POLICY["on"] = "OMP_NUM_THREADS" not in env
 
 
@@ -165,7 +179,16 @@ def apply_policy() -> int | None:
 
     n = policy_threads()
     torch.set_num_threads(n)
+    _POLICY["at"] = time.monotonic()
     return n
+
+
+def refresh_policy(every_s: float = REFRESH_S) -> int | None:
+    """:func:`apply_policy` again if the last choice is ``every_s`` old (between units: a competitor
+    that starts mid-run gets its core back within a unit); else a no-op returning None."""
+    if not _POLICY["on"] or time.monotonic() - _POLICY["at"] < every_s:
+        return None
+    return apply_policy()
 
 
 @contextlib.contextmanager

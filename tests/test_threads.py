@@ -1,4 +1,4 @@
-"""Thread policy on fake affinity, cgroup and load inputs; the passive wait policy reaches torch."""
+"""Thread policy on fake affinity, cgroup and load inputs; the wait policy reaches torch."""
 
 from __future__ import annotations
 
@@ -112,10 +112,30 @@ def test_configure_process_never_overrides_the_user(monkeypatch):
     monkeypatch.setitem(threads._POLICY, "on", False)
     env: dict[str, str] = {}
     threads.configure_process(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE"} and threads._POLICY["on"]
+    assert env == {"GOMP_SPINCOUNT": str(threads.SPIN_COUNT)} and threads._POLICY["on"]
     env = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
     threads.configure_process(env)
     assert env == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"} and not threads._POLICY["on"]
+    env = {"GOMP_SPINCOUNT": "0"}
+    threads.configure_process(env)
+    assert env == {"GOMP_SPINCOUNT": "0"}
+
+
+def test_refresh_policy_rechooses_threads_only_when_due(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setitem(threads._POLICY, "on", True)
+    chosen = iter([1, 2])
+    monkeypatch.setattr(threads, "policy_threads", lambda: next(chosen))
+    try:
+        assert threads.apply_policy() == 1
+        assert threads.refresh_policy(every_s=60.0) is None and torch.get_num_threads() == 1  # not due
+        assert threads.refresh_policy(every_s=0.0) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setitem(threads._POLICY, "on", False)
+        assert threads.refresh_policy(every_s=0.0) is None
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_apply_policy_only_in_configured_processes(monkeypatch):
@@ -132,29 +152,31 @@ def test_apply_policy_only_in_configured_processes(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_job_children_get_a_passive_wait_policy_unless_the_user_chose(monkeypatch, tmp_path):
+def test_job_children_get_the_wait_policy_unless_the_user_chose(monkeypatch, tmp_path):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    assert _env(tmp_path)["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert _env(tmp_path)["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    assert _env(tmp_path)["GOMP_SPINCOUNT"] == str(threads.SPIN_COUNT)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    env = _env(tmp_path)
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in env
 
 
 def test_cli_entry_sets_the_wait_policy_before_torch_loads():
-    # record OMP_WAIT_POLICY at the moment torch is first imported by `python -m precompute --help`
+    # record GOMP_SPINCOUNT at the moment torch is first imported by `python -m precompute --help`
     probe = (
         "import os, runpy, sys\n"
         "seen = {}\n"
         "class Spy:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' and 'torch' not in seen: seen['torch'] = os.environ.get('OMP_WAIT_POLICY')\n"
+        "        if name == 'torch' and 'torch' not in seen: seen['torch'] = os.environ.get('GOMP_SPINCOUNT')\n"
         "sys.meta_path.insert(0, Spy())\n"
         "sys.argv = ['precompute', '--help']\n"
         "try: runpy.run_module('precompute', run_name='__main__')\n"
         "except SystemExit: pass\n"
         "print('RESULT', seen.get('torch', 'not imported'))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     result = [line for line in out.stdout.splitlines() if line.startswith("RESULT")]
     assert result, out.stderr[-2000:]
-    assert result[0].split(" ", 1)[1] in ("PASSIVE", "not imported")
+    assert result[0].split(" ", 1)[1] in (str(threads.SPIN_COUNT), "not imported")

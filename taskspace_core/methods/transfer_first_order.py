@@ -23,9 +23,9 @@ from taskspace_core.methods.registry import (
 
 
 def _compute(ctx: UnitContext, units: list[Unit]) -> Iterator[tuple[Unit, Any]]:
-    from taskspace_core.probing import eval_gradient_unit
+    from taskspace_core.probing import DeltaStack, eval_gradient_unit
 
-    deltas = {name: ctx.value_of("ftgd", name) for name in ctx.tasks}
+    deltas = DeltaStack({name: ctx.value_of("ftgd", name) for name in ctx.tasks})  # once for all N gradients
     for u in units:
         yield u, eval_gradient_unit(ctx.loaded, ctx.tasks[u.task], ctx.pcfg, deltas)
 
