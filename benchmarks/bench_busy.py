@@ -4,8 +4,8 @@ Each measurement runs in a fresh child process (OpenMP reads its wait policy whe
 
 * ``old``: torch's defaults, as before: one intra-op thread per core, libgomp's default wait
   (spin a while, then sleep; ``--old-wait ACTIVE`` spins throughout).
-* ``new``: :mod:`taskspace_core.threads` as the CLI uses it: passive waits, threads from the
-  cores available (affinity, cgroup quota) and the load.
+* ``new``: :mod:`taskspace_core.threads` as the CLI uses it: brief spinning, then sleep
+  (``GOMP_SPINCOUNT``), threads from the cores available (affinity, cgroup quota) and the load.
 
 The competitor (``python -c "while True: pass"``) is started and stopped by this script; it
 gets ``--warmup`` seconds first so that the 1-minute load average sees it. Prints seconds per

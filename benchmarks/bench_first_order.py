@@ -66,7 +66,7 @@ def shared_midpoint(study, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from precompute.runner import build_plan
     from taskspace_core.ftgd import applied
     from taskspace_core.models import load_model
-    from taskspace_core.probing import delta_dot, eval_gradient
+    from taskspace_core.probing import DeltaStack, eval_gradient
     from taskspace_core.store import Store
 
     store = Store()
@@ -83,10 +83,12 @@ def shared_midpoint(study, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     loaded = load_model(plan.models[0].entry.spec)
     pcfg = plan.pcfg
     mid = np.empty((len(names), len(names)))
+    stack = DeltaStack(results)  # the N updates' entries gathered once for all N gradients
     with applied(loaded, merged):
         for j, name in enumerate(names):
             grads = eval_gradient(loaded, plan.taskset[name], pcfg)
-            mid[:, j] = [delta_dot(results[i], grads) for i in names]
+            dots = stack.dots(grads)
+            mid[:, j] = [dots[i] for i in names]
     return mid, base
 
 
