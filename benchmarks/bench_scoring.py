@@ -5,7 +5,7 @@ rounds alternating the three systems (order rotated each round) in one process. 
 pairs/s of each (best round), taskspace's ratio to each, the max |margin difference| and
 accuracy of each, peak RSS, and the fraction of the prefix-shared FLOP bound taskspace
 reaches (FLOPs the margins need with each pair's shared prefix computed once and the LM head
-only where a margin reads it / (wall time x measured fp32 matmul GFLOP/s)).
+once per position a margin reads / (wall time x measured fp32 matmul GFLOP/s)).
 
 lm-evaluation-harness runs as its users run it on BLiMP: ``HFLM.loglikelihood`` with an
 empty context (the BOS conditions each sentence), batch 32; minicons as
@@ -34,7 +34,7 @@ BATCH = 32  # the peers' batch size
 
 
 def needed_flops(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> tuple[float, float]:
-    """2 x params per token for the blocks on prefix+suffixes, LM head only where a margin reads it;
+    """2 x params per token for the blocks on prefix+suffixes, LM head once per position a margin reads;
     and the same with each sentence's last token left out of the blocks (it predicts nothing)."""
     m = loaded.model
     emb = m.get_input_embeddings().weight
@@ -45,7 +45,8 @@ def needed_flops(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> tuple[flo
     total = tight = 0.0
     for g, b in zip(good, bad, strict=True):
         r = pair_row(g, b)
-        lm_head = 2 * head.numel() * (len(r.good) + len(r.bad))
+        reads = len(r.good) + len(r.bad) - (bool(r.good) and bool(r.bad))  # both suffixes first read one position
+        lm_head = 2 * head.numel() * reads
         total += 2 * block * len(r) + lm_head
         tight += 2 * block * n_inputs(r) + lm_head
     return total, tight

@@ -3,9 +3,11 @@
 A row holds ``[prefix][good suffix][bad suffix]``. A 4-D attention mask keeps the bad
 suffix from seeing the good suffix, and its position ids restart at the divergence
 point, so each suffix is scored exactly as in its own sentence while the shared prefix
-is computed once. A plain sentence is a row with a prefix only. The last token of a
-sentence predicts nothing and only it would attend to itself, so it is never laid out. The forward pass is
-differentiable, so FTGD builds its gradients on the same code path that scoring uses.
+is computed once. A plain sentence is a row with a prefix only. Short rows share a lane
+(one sequence of the batch), each masked off from the others, so batches hold little
+padding. The last token of a sentence predicts nothing and only it would attend to
+itself, so it is never laid out. The forward pass is differentiable, so FTGD builds its
+gradients on the same code path that scoring uses.
 """
 
 from __future__ import annotations
@@ -69,35 +71,79 @@ def n_inputs(row: Row) -> int:
     return len(row.prefix) + max(g - 1, 0) + max(b - 1, 0)
 
 
+def plan_lanes(lengths: Sequence[int], min_width: int) -> list[list[int]]:
+    """Indices of rows grouped into lanes: best fit, longest first. A lane is as wide as the row
+    that opens it, at least ``min_width``; shorter rows fill its room, so a batch of lanes holds
+    little padding while no row waits on attention wider than its own lane."""
+    lanes: list[list[int]] = []
+    by_room: dict[int, list[int]] = {}  # room left -> lanes with that room
+    for i in sorted(range(len(lengths)), key=lambda j: -lengths[j]):
+        need = lengths[i]
+        fit = next((r for r in range(need, max(by_room, default=-1) + 1) if by_room.get(r)), None)
+        if fit is None:
+            lanes.append([i])
+            room, k = max(need, min_width) - need, len(lanes) - 1
+        else:
+            k = by_room[fit].pop()
+            lanes[k].append(i)
+            room = fit - need
+        by_room.setdefault(room, []).append(k)
+    return lanes
+
+
 def pack(rows: Sequence[Row], device: torch.device, dtype: torch.dtype, with_prefix: bool = True) -> PackedBatch:
-    """Lay rows out right-padded; ``with_prefix=False`` skips scoring the shared prefix tokens
-    (they cancel in a margin, and skipping them saves the LM head on those positions)."""
-    n = len(rows)
-    length = max(n_inputs(r) for r in rows)
+    """Rows in as few lanes as fit, none wider than the longest row (see :func:`pack_lanes`)."""
+    lengths = [n_inputs(r) for r in rows]
+    return pack_lanes(rows, plan_lanes(lengths, max(lengths)), device, dtype, with_prefix)
+
+
+def pack_lanes(
+    rows: Sequence[Row],
+    lanes: Sequence[Sequence[int]],
+    device: torch.device,
+    dtype: torch.dtype,
+    with_prefix: bool = True,
+) -> PackedBatch:
+    """Lay rows out lane by lane (``lanes`` index into ``rows``), one after another in a lane,
+    right-padded. A row sees only itself (its positions restart at 0), so a lane of several rows
+    scores each as if alone. ``target_row`` is a row's index in ``rows``. ``with_prefix=False``
+    skips scoring the shared prefix tokens (they cancel in a margin, and skipping them saves the
+    LM head there)."""
+    n = len(lanes)
+    length = max(sum(n_inputs(rows[i]) for i in lane) for lane in lanes)
     ids = torch.zeros((n, length), dtype=torch.long)
     pos = torch.zeros((n, length), dtype=torch.long)
     region = torch.full((n, length), PAD, dtype=torch.long)
+    segment = torch.full((n, length), -1, dtype=torch.long)
     pred, tgt, trow, tkind = [], [], [], []
-    for i, r in enumerate(rows):
-        g, b = len(r.good), len(r.bad)
-        p = len(r.prefix) if g or b else n_inputs(r)  # a plain sentence drops its last token
-        gi, bi = max(g - 1, 0), max(b - 1, 0)  # good/bad tokens laid out (all but the last)
-        ids[i, : p + gi + bi] = torch.tensor(r.prefix[:p] + r.good[:gi] + r.bad[:bi])
-        pos[i, : p + gi] = torch.arange(p + gi)
-        pos[i, p + gi : p + gi + bi] = torch.arange(p, p + bi)
-        region[i, :p], region[i, p : p + gi], region[i, p + gi : p + gi + bi] = PREFIX, GOOD, BAD
-        base = i * length
-        if with_prefix:
-            for t in range(1, len(r.prefix)):
-                pred.append(base + t - 1), tgt.append(r.prefix[t]), trow.append(i), tkind.append(PREFIX)
-        for k in range(g):  # the first suffix token of each side is read from the last shared position
-            pred.append(base + p + k - 1), tgt.append(r.good[k]), trow.append(i), tkind.append(GOOD)
-        for k in range(b):
-            src = p - 1 if k == 0 else p + gi + k - 1
-            pred.append(base + src), tgt.append(r.bad[k]), trow.append(i), tkind.append(BAD)
+    for li, lane in enumerate(lanes):
+        at = 0  # where the lane's next row starts
+        for row_no in lane:
+            r = rows[row_no]
+            g, b = len(r.good), len(r.bad)
+            p = len(r.prefix) if g or b else n_inputs(r)  # a plain sentence drops its last token
+            gi, bi = max(g - 1, 0), max(b - 1, 0)  # good/bad tokens laid out (all but the last)
+            end = at + p + gi + bi
+            ids[li, at:end] = torch.tensor(r.prefix[:p] + r.good[:gi] + r.bad[:bi])
+            pos[li, at : at + p + gi] = torch.arange(p + gi)
+            pos[li, at + p + gi : end] = torch.arange(p, p + bi)
+            region[li, at : at + p], region[li, at + p : at + p + gi] = PREFIX, GOOD
+            region[li, at + p + gi : end] = BAD
+            segment[li, at:end] = row_no
+            base = li * length + at
+            if with_prefix:
+                for t in range(1, len(r.prefix)):
+                    pred.append(base + t - 1), tgt.append(r.prefix[t]), trow.append(row_no), tkind.append(PREFIX)
+            for k in range(g):  # the first suffix token of each side is read from the last shared position
+                pred.append(base + p + k - 1), tgt.append(r.good[k]), trow.append(row_no), tkind.append(GOOD)
+            for k in range(b):
+                src = p - 1 if k == 0 else p + gi + k - 1
+                pred.append(base + src), tgt.append(r.bad[k]), trow.append(row_no), tkind.append(BAD)
+            at = end
     q, kv = region[:, :, None], region[:, None, :]
     causal = torch.ones(length, length, dtype=torch.bool).tril()
-    allowed = causal & (kv != PAD) & ~((q == BAD) & (kv == GOOD))
+    same_row = (segment[:, :, None] == segment[:, None, :]) & (segment[:, None, :] >= 0)
+    allowed = causal & same_row & ~((q == BAD) & (kv == GOOD))
     allowed |= torch.eye(length, dtype=torch.bool)  # padded queries see themselves: no all-masked softmax rows
     mask = torch.zeros((n, 1, length, length), dtype=dtype)
     mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
@@ -109,7 +155,7 @@ def pack(rows: Sequence[Row], device: torch.device, dtype: torch.dtype, with_pre
         target_ids=torch.tensor(tgt, dtype=torch.long, device=device),
         target_row=torch.tensor(trow, dtype=torch.long, device=device),
         target_kind=torch.tensor(tkind, dtype=torch.long, device=device),
-        n_rows=n,
+        n_rows=len(rows),
     )
 
 
@@ -121,11 +167,12 @@ def _final_logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def token_logprobs(model: torch.nn.Module, batch: PackedBatch, head_chunk: int = 1024) -> torch.Tensor:
+def token_logprobs(model: torch.nn.Module, batch: PackedBatch, head_chunk: int = 512) -> torch.Tensor:
     """log p(target | context) for every target of the batch, shape [T], float32.
 
-    Runs the base model once, then the LM head only at predicting positions, in chunks
-    so that the vocabulary-sized logits never all sit in memory at once.
+    Runs the base model once, then the LM head once per predicting position (a pair's good and
+    bad suffix are both first read from the last shared position), in chunks so that the
+    vocabulary-sized logits never all sit in memory at once (512 rows: the fastest chunk on CPU).
     """
     out = model.base_model(
         input_ids=batch.input_ids,
@@ -134,12 +181,18 @@ def token_logprobs(model: torch.nn.Module, batch: PackedBatch, head_chunk: int =
         use_cache=False,
     )
     hidden = out[0].reshape(-1, out[0].shape[-1])
+    reads, read_of = torch.unique(batch.pred_index, return_inverse=True)
+    order = torch.argsort(read_of, stable=True)  # targets grouped by the position they read
+    starts = torch.searchsorted(read_of[order], torch.arange(0, reads.numel() + head_chunk, head_chunk)).tolist()
     parts = []
-    for s in range(0, batch.pred_index.numel(), head_chunk):
-        sel = hidden.index_select(0, batch.pred_index[s : s + head_chunk])
-        logp = torch.log_softmax(_final_logits(model, sel), dim=-1)
-        parts.append(logp.gather(1, batch.target_ids[s : s + head_chunk, None]).squeeze(1))
-    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+    for c, s in enumerate(range(0, reads.numel(), head_chunk)):
+        logp = torch.log_softmax(_final_logits(model, hidden.index_select(0, reads[s : s + head_chunk])), dim=-1)
+        t = order[starts[c] : starts[c + 1]]
+        parts.append(logp[read_of[t] - s, batch.target_ids[t]])
+    if not parts:
+        return hidden.new_zeros(0, dtype=torch.float32)
+    grouped = torch.cat(parts)
+    return grouped.new_empty(grouped.shape).index_copy(0, order, grouped)  # back in target order
 
 
 def row_sums(batch: PackedBatch, logp: torch.Tensor) -> torch.Tensor:

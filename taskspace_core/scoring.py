@@ -1,8 +1,8 @@
 """Scoring minimal pairs: sentence log-probs, margins, accuracy and ties (METHODS.md s2).
 
 ``PairScorer`` batches rows by length, picks the batch size from free memory, halves it
-on out-of-memory, and by default computes each pair's shared prefix once
-(:mod:`taskspace_core.packing`); the result equals the plain computation.
+on out-of-memory, packs short rows into shared lanes, and by default computes each pair's
+shared prefix once (:mod:`taskspace_core.packing`); the result equals the plain computation.
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ from taskspace_core.packing import (
     encode,
     n_inputs,
     pack,
+    pack_lanes,
     pair_row,
+    plan_lanes,
     row_sums,
     token_logprobs,
 )
 from taskspace_core.tasks import MinimalPair
 
 TIE_EPS = 1e-6
+LANE_WIDTH = 64  # tokens; short rows share lanes this wide (attention over 64 is cheap next to the MLP)
 __all__ = ["PairScorer", "PairScores", "ScoringConfig", "margins_with_grad", "task_metrics"]
 Progress = Callable[[int], None]
 
@@ -79,6 +82,19 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
+def _halve(lanes: list[list[int]]) -> list[list[list[int]]]:
+    """A batch's rows in two halves, keeping lanes (one cut at the middle row becomes two)."""
+    half, seen = sum(map(len, lanes)) // 2, 0
+    first: list[list[int]] = []
+    second: list[list[int]] = []
+    for lane in lanes:
+        a, b = lane[: max(0, half - seen)], lane[max(0, half - seen) :]
+        seen += len(lane)
+        first += [a] if a else []
+        second += [b] if b else []
+    return [first, second]
+
+
 class PairScorer:
     """Scores minimal pairs with one loaded model."""
 
@@ -87,15 +103,19 @@ class PairScorer:
         self.config = config or ScoringConfig()
         self.batch_tokens = self.config.max_batch_tokens or default_batch_tokens(loaded.device, loaded.model)
 
-    def _batches(self, rows: Sequence[Row], budget: int) -> list[list[int]]:
-        order = sorted(range(len(rows)), key=lambda i: n_inputs(rows[i]))
-        batches: list[list[int]] = []
-        cur: list[int] = []
-        for i in order:  # lengths only grow, so the last row sets the padded width
-            if cur and (len(cur) + 1) * n_inputs(rows[i]) > budget:
+    def _batches(self, rows: Sequence[Row], budget: int) -> list[list[list[int]]]:
+        """Batches of lanes of row indices: lanes planned over all rows, then grouped by width
+        so that a batch's lanes x width stays within the token budget."""
+        lengths = [n_inputs(r) for r in rows]
+        lanes = plan_lanes(lengths, min(LANE_WIDTH, budget))
+        width = [sum(lengths[i] for i in lane) for lane in lanes]
+        batches: list[list[list[int]]] = []
+        cur: list[list[int]] = []
+        for k in sorted(range(len(lanes)), key=lambda k: width[k]):  # widths only grow: the last sets the batch's
+            if cur and (len(cur) + 1) * width[k] > budget:
                 batches.append(cur)
                 cur = []
-            cur.append(i)
+            cur.append(lanes[k])
         if cur:
             batches.append(cur)
         return batches
@@ -109,10 +129,11 @@ class PairScorer:
         pending = self._batches(rows, self.batch_tokens)
         lm = self.loaded
         while pending:
-            idx = pending.pop(0)
+            lanes = pending.pop(0)
+            idx = [i for lane in lanes for i in lane]
             try:
                 with torch.inference_mode():
-                    batch = pack([rows[i] for i in idx], lm.device, lm.dtype, with_prefix=with_prefix)
+                    batch = pack_lanes(rows, lanes, lm.device, lm.dtype, with_prefix)
                     logp = token_logprobs(lm.model, batch)
                     s = row_sums(batch, logp).double().cpu().numpy()
             except (RuntimeError, torch.OutOfMemoryError) as e:
@@ -120,16 +141,15 @@ class PairScorer:
                     raise
                 if lm.device.type == "cuda":
                     torch.cuda.empty_cache()
-                half = len(idx) // 2  # halve and retry; remember the smaller budget
-                self.batch_tokens = max(1, self.batch_tokens // 2)
-                pending[:0] = [idx[:half], idx[half:]]
+                self.batch_tokens = max(1, self.batch_tokens // 2)  # remember the smaller budget
+                pending[:0] = _halve(lanes)  # and retry
                 continue
-            sums[idx] = s
+            sums[idx] = s[idx]
             if per_token is not None:
                 lp = logp.double().cpu().numpy()
                 rows_of = batch.target_row.cpu().numpy()
-                for j, i in enumerate(idx):
-                    per_token[i] = lp[rows_of == j]
+                for i in idx:
+                    per_token[i] = lp[rows_of == i]
             if progress:
                 progress(len(idx))
         return sums, per_token
