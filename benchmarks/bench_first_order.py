@@ -12,8 +12,11 @@ configs share (base and FTGD units are computed once), then prints
   (Pearson of its exact and its first-order row, off the diagonal).
 
 The statistics use one task per paradigm (half ``a`` stands for a split paradigm).
+Two studies of cheap corrections read the same cache: ``--points`` takes the gradient at
+other points than theta (N more gradients each), ``--corrected`` adds a control variate from
+k exact eval pairs per task (per-pair first-order terms: one single-pair gradient per pair).
 
-    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_first_order.py [--tiny] [--out F]
+    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_first_order.py [--tiny] [--no-run] [--points] [--corrected] [--out F]
 """
 
 from __future__ import annotations
@@ -54,13 +57,16 @@ def row_calibrated(exact: StudySpace, first: StudySpace) -> StudySpace:
     return StudySpace(first.names, first.categories, first.T * factor[:, None])
 
 
-def shared_midpoint(study, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``delta_i . grad m_j`` at the shared half-update point ``theta + sum_i delta_i / 2`` (N more gradients).
+def other_points(study, names: list[str]) -> dict[str, np.ndarray]:
+    """``delta_i . grad m_j`` with the gradient taken elsewhere than at theta (N more gradients each).
 
-    Returns (that matrix, the cached base-point first-order matrix), rows/cols in ``names``
-    order. The per-pair half-update point ``theta + delta_i / 2`` would cost N x N gradients
-    (about as much as exact transfer); sharing one point costs N, and its curvature term
-    ``delta_i' H_j delta_i / 2`` is the per-pair one plus cross terms of the other updates.
+    * ``shared midpoint``: at ``theta + sum_i delta_i / 2`` (one point for all j; its curvature
+      term ``delta_i' H_j delta_i / 2`` is the per-pair one plus cross terms of the other updates);
+    * ``own half`` / ``own end``: at ``theta + delta_j / 2`` / ``theta + delta_j``, task j's own
+      update (exact for the self-transfer's second-order term, a guess for the others).
+
+    Plus ``base``, the cached first-order matrix; rows/cols in ``names`` order. The per-pair
+    half-update point ``theta + delta_i / 2`` would cost N x N gradients (as much as exact).
     """
     from precompute.config import load_config
     from precompute.runner import build_plan
@@ -80,16 +86,26 @@ def shared_midpoint(study, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         vals = np.concatenate([r.delta[name][1].astype(np.float64) for r in results.values()])
         uniq, inv = np.unique(idx, return_inverse=True)  # overlapping masks: their halves add up
         merged[name] = (uniq, (np.bincount(inv, weights=vals / 2.0, minlength=len(uniq))).astype(np.float32))
+
+    def scaled(j: str, f: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {k: (ix, (v.astype(np.float32) * f).astype(v.dtype)) for k, (ix, v) in results[j].delta.items()}
+
+    points = {
+        "shared midpoint": lambda j: merged,
+        "own half": lambda j: scaled(j, 0.5),
+        "own end": lambda j: scaled(j, 1.0),
+    }
     loaded = load_model(plan.models[0].entry.spec)
-    pcfg = plan.pcfg
-    mid = np.empty((len(names), len(names)))
-    stack = DeltaStack(results)  # the N updates' entries gathered once for all N gradients
-    with applied(loaded, merged):
+    stack = DeltaStack(results)  # the N updates' entries gathered once for all gradients
+    out = {"base": base}
+    for label, point in points.items():
+        M = np.empty((len(names), len(names)))
         for j, name in enumerate(names):
-            grads = eval_gradient(loaded, plan.taskset[name], pcfg)
-            dots = stack.dots(grads)
-            mid[:, j] = [dots[i] for i in names]
-    return mid, base
+            with applied(loaded, point(name)):
+                dots = stack.dots(eval_gradient(loaded, plan.taskset[name], plan.pcfg))
+            M[:, j] = [dots[i] for i in names]
+        out[label] = M
+    return out
 
 
 def per_pair_terms(study, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -220,19 +236,22 @@ def report(exact: StudySpace, first: StudySpace) -> str:
     return "\n".join(lines)
 
 
-def midpoint_report(study, exact_full: StudySpace) -> str:
-    mid, base = shared_midpoint(study, exact_full.names)
+def points_report(study, exact_full: StudySpace) -> str:
+    M = other_points(study, exact_full.names)
     keep = [i for i, n in enumerate(exact_full.names) if not n.endswith(f"{HALF}b")]  # as paradigm_view
     ex = paradigm_view(exact_full)
     sub = np.ix_(keep, keep)
-    lines = ["first-order at a shared half-update point theta + sum(delta)/2 (N more gradients):"]
-    for label, M in (
-        ("midpoint only", mid),
-        ("mean of base and midpoint", (mid + base) / 2),
-        ("base (as cached)", base),
+    lines = ["first-order with the gradient taken at other points (N more gradients each):"]
+    for label, A in (
+        ("base (as cached)", M["base"]),
+        ("shared midpoint only", M["shared midpoint"]),
+        ("mean of base and shared midpoint", (M["base"] + M["shared midpoint"]) / 2),
+        ("own end only", M["own end"]),
+        ("trapezoid: base, own end", (M["base"] + M["own end"]) / 2),
+        ("Simpson: base, own half, own end", (M["base"] + 4 * M["own half"] + M["own end"]) / 6),
     ):
-        a = agreement(ex, StudySpace(ex.names, ex.categories, M[sub]))
-        lines.append(f"  {label:28s} Spearman all {a['all']:.3f}, off-diagonal {a['off_diagonal']:.3f}")
+        a = agreement(ex, StudySpace(ex.names, ex.categories, A[sub]))
+        lines.append(f"  {label:34s} Spearman all {a['all']:.3f}, off-diagonal {a['off_diagonal']:.3f}")
     return "\n".join(lines)
 
 
@@ -246,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     common_args(ap)
     ap.add_argument("--no-run", action="store_true", help="only read the cache (fails if a run is missing)")
     ap.add_argument(
-        "--midpoint", action="store_true", help="also the estimate averaged with a shared half-update point"
+        "--points", action="store_true", help="also the gradient at other points (shared midpoint, own update)"
     )
     ap.add_argument(
         "--corrected", action="store_true", help="also first-order + a control variate from a few exact pairs"
@@ -255,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     study = run_both("blimp", args.cache, args.tiny, () if args.no_run else ("exact", "first_order"), args.paradigms)
     exact, first = (paradigm_view(load(study, e)) for e in ("exact", "first_order"))
     text = report(exact, first)
-    if args.midpoint:
-        text += "\n\n" + midpoint_report(study, load(study, "exact"))
+    if args.points:
+        text += "\n\n" + points_report(study, load(study, "exact"))
     if args.corrected:
         text += "\n\n" + corrected_report(study, load(study, "exact"))
     return emit(text, args.out)
