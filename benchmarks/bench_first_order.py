@@ -16,7 +16,8 @@ Two studies of cheap corrections read the same cache: ``--points`` takes the gra
 other points than theta (N more gradients each), ``--corrected`` adds a control variate from
 k exact eval pairs per task (per-pair first-order terms: one single-pair gradient per pair).
 
-    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_first_order.py [--tiny] [--no-run] [--points] [--corrected] [--out F]
+    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_first_order.py \
+        [--tiny] [--no-run] [--points] [--corrected] [--out F]
 """
 
 from __future__ import annotations
