@@ -26,11 +26,17 @@ import torch
 from _common import matmul_gflops, peak_rss_mb, require_blimp
 
 from taskspace_core.models import LoadedModel, ModelSpec, load_model
-from taskspace_core.packing import encode, n_inputs, pair_row
-from taskspace_core.scoring import PairScorer, ScoringConfig
+from taskspace_core.packing import Row, encode, n_inputs, pair_row, plan_lanes
+from taskspace_core.scoring import LANE_WIDTH, PairScorer, ScoringConfig
 from taskspace_core.tasks import MinimalPair, load_blimp_dir
 
 BATCH = 32  # the peers' batch size
+
+
+def pair_rows(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> list[Row]:
+    good = encode(loaded.tokenizer, loaded.bos_id, [p.good for p in pairs])
+    bad = encode(loaded.tokenizer, loaded.bos_id, [p.bad for p in pairs])
+    return [pair_row(g, b) for g, b in zip(good, bad, strict=True)]
 
 
 def needed_flops(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> tuple[float, float]:
@@ -40,11 +46,8 @@ def needed_flops(loaded: LoadedModel, pairs: Sequence[MinimalPair]) -> tuple[flo
     emb = m.get_input_embeddings().weight
     head = m.get_output_embeddings().weight
     block = sum(p.numel() for p in m.parameters()) - emb.numel() - (0 if head is emb else head.numel())
-    good = encode(loaded.tokenizer, loaded.bos_id, [p.good for p in pairs])
-    bad = encode(loaded.tokenizer, loaded.bos_id, [p.bad for p in pairs])
     total = tight = 0.0
-    for g, b in zip(good, bad, strict=True):
-        r = pair_row(g, b)
+    for r in pair_rows(loaded, pairs):
         reads = len(r.good) + len(r.bad) - (bool(r.good) and bool(r.bad))  # both suffixes first read one position
         lm_head = 2 * head.numel() * reads
         total += 2 * block * len(r) + lm_head
@@ -146,6 +149,12 @@ def main() -> None:
         print(
             f"fp32 matmul: {gflops:.1f} GFLOP/s; prefix-shared FLOP-bound fraction reached: {bound / done:.2f} "
             f"({tight / done:.2f} of the bound without each sentence's last token)"
+        )
+        rows = pair_rows(loaded, pairs)
+        lanes, widths = plan_lanes(rows, LANE_WIDTH)
+        print(
+            f"positions fed to the model: {sum(widths)} in {len(lanes)} lanes; pairs' rows hold {sum(map(len, rows))} "
+            f"tokens ({sum(map(n_inputs, rows))} without each sentence's last): rows that begin alike share positions"
         )
 
 

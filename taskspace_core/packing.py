@@ -4,8 +4,9 @@ A row holds ``[prefix][good suffix][bad suffix]``. A 4-D attention mask keeps th
 suffix from seeing the good suffix, and its position ids restart at the divergence
 point, so each suffix is scored exactly as in its own sentence while the shared prefix
 is computed once. A plain sentence is a row with a prefix only. Short rows share a lane
-(one sequence of the batch), each masked off from the others, so batches hold little
-padding. The last token of a sentence predicts nothing and only it would attend to
+(one sequence of the batch) laid out as a prefix tree: each position attends to its own
+path only, so rows that begin alike (the BOS, a template's first words) share those
+positions, and batches hold little padding. The last token of a sentence predicts nothing and only it would attend to
 itself, so it is never laid out. The forward pass is differentiable, so FTGD builds its
 gradients on the same code path that scoring uses.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 PREFIX, GOOD, BAD, PAD = 0, 1, 2, 3
@@ -71,30 +73,100 @@ def n_inputs(row: Row) -> int:
     return len(row.prefix) + max(g - 1, 0) + max(b - 1, 0)
 
 
-def plan_lanes(lengths: Sequence[int], min_width: int) -> list[list[int]]:
-    """Indices of rows grouped into lanes: best fit, longest first. A lane is as wide as the row
-    that opens it, at least ``min_width``; shorter rows fill its room, so a batch of lanes holds
-    little padding while no row waits on attention wider than its own lane."""
+def _paths(row: Row) -> tuple[tuple[int, ...], ...]:
+    """The token sequences a row lays out: each of its sentences without its last token."""
+    if not row.good and not row.bad:
+        return (row.prefix[: n_inputs(row)],)
+    return row.prefix + row.good[: max(len(row.good) - 1, 0)], row.prefix + row.bad[: max(len(row.bad) - 1, 0)]
+
+
+class _Trie:
+    """Positions of one lane: a token is laid out once per distinct path from the lane's start, so
+    rows that begin alike (the BOS, a template's first words) share those positions."""
+
+    def __init__(self) -> None:
+        self.node: dict[tuple[int, int], int] = {}  # (parent position, token) -> position
+        self.parent: list[int] = []
+        self.token: list[int] = []
+        self.depth: list[int] = []
+
+    def cost(self, row: Row) -> int:
+        """Positions the row would add."""
+        new: set[tuple[int, ...]] = set()
+        for path in _paths(row):
+            at = -1
+            for d, tok in enumerate(path):
+                at = self.node.get((at, tok), -2) if at >= -1 else -2  # -2: off the tree from here on
+                if at == -2:
+                    new.add(path[: d + 1])
+        return len(new)
+
+    def add(self, row: Row) -> list[list[int]]:
+        """Insert the row; the positions along each of its paths."""
+        out = []
+        for path in _paths(row):
+            at, along = -1, []
+            for d, tok in enumerate(path):
+                nxt = self.node.get((at, tok))
+                if nxt is None:
+                    nxt = self.node[(at, tok)] = len(self.token)
+                    self.parent.append(at), self.token.append(tok), self.depth.append(d)
+                along.append(nxt)
+                at = nxt
+            out.append(along)
+        return out
+
+
+def plan_lanes(rows: Sequence[Row], min_width: int) -> tuple[list[list[int]], list[int]]:
+    """Rows grouped into lanes, and each lane's width (the positions it lays out).
+
+    Rows sorted by their tokens are cut into chunks that share more than their first token and
+    fit ``min_width`` (a longer row is a chunk of its own); chunks then go into lanes best fit,
+    largest first, each after the first sharing the lane's BOS. Rows that begin alike thus share
+    positions, and a batch of lanes holds little padding."""
+    paths = [_paths(r)[0] for r in rows]
+    chunks: list[list[int]] = []
+    sizes: list[int] = []
+    trie = _Trie()
+    for i in sorted(range(len(rows)), key=lambda j: paths[j]):
+        c = trie.cost(rows[i]) if chunks else 0
+        prev = paths[chunks[-1][-1]] if chunks else ()
+        if not chunks or sizes[-1] + c > min_width or prev[:2] != paths[i][:2]:
+            trie = _Trie()
+            chunks.append([]), sizes.append(0)
+            c = trie.cost(rows[i])
+        trie.add(rows[i])
+        chunks[-1].append(i)
+        sizes[-1] += c
     lanes: list[list[int]] = []
-    by_room: dict[int, list[int]] = {}  # room left -> lanes with that room
-    for i in sorted(range(len(lengths)), key=lambda j: -lengths[j]):
-        need = lengths[i]
-        fit = next((r for r in range(need, max(by_room, default=-1) + 1) if by_room.get(r)), None)
+    widths: list[int] = []
+    room: dict[tuple[int, int], list[int]] = {}  # (first token, room left) -> lanes
+    for k in sorted(range(len(chunks)), key=lambda j: -sizes[j]):
+        first = paths[chunks[k][0]][:1]
+        first_tok = first[0] if first else -1
+        need = sizes[k] - 1  # its first position is the lane's BOS
+        fit = next((r for r in range(need, min_width) if room.get((first_tok, r))), None)
         if fit is None:
-            lanes.append([i])
-            room, k = max(need, min_width) - need, len(lanes) - 1
+            lanes.append(list(chunks[k]))
+            widths.append(max(sizes[k], min_width))
+            li, left = len(lanes) - 1, max(sizes[k], min_width) - sizes[k]
         else:
-            k = by_room[fit].pop()
-            lanes[k].append(i)
-            room = fit - need
-        by_room.setdefault(room, []).append(k)
-    return lanes
+            li = room[(first_tok, fit)].pop()
+            lanes[li] += chunks[k]
+            left = fit - need
+        room.setdefault((first_tok, left), []).append(li)
+    for li, lane in enumerate(lanes):  # the exact width, now that the lane is known
+        t = _Trie()
+        for i in lane:
+            t.add(rows[i])
+        widths[li] = len(t.token)
+    return lanes, widths
 
 
 def pack(rows: Sequence[Row], device: torch.device, dtype: torch.dtype, with_prefix: bool = True) -> PackedBatch:
     """Rows in as few lanes as fit, none wider than the longest row (see :func:`pack_lanes`)."""
-    lengths = [n_inputs(r) for r in rows]
-    return pack_lanes(rows, plan_lanes(lengths, max(lengths)), device, dtype, with_prefix)
+    lanes, _ = plan_lanes(rows, max(n_inputs(r) for r in rows))
+    return pack_lanes(rows, lanes, device, dtype, with_prefix)
 
 
 def pack_lanes(
@@ -104,52 +176,46 @@ def pack_lanes(
     dtype: torch.dtype,
     with_prefix: bool = True,
 ) -> PackedBatch:
-    """Lay rows out lane by lane (``lanes`` index into ``rows``), one after another in a lane,
-    right-padded. A row sees only itself (its positions restart at 0), so a lane of several rows
-    scores each as if alone. ``target_row`` is a row's index in ``rows``. ``with_prefix=False``
-    skips scoring the shared prefix tokens (they cancel in a margin, and skipping them saves the
-    LM head there)."""
-    n = len(lanes)
-    length = max(sum(n_inputs(rows[i]) for i in lane) for lane in lanes)
-    ids = torch.zeros((n, length), dtype=torch.long)
-    pos = torch.zeros((n, length), dtype=torch.long)
-    region = torch.full((n, length), PAD, dtype=torch.long)
-    segment = torch.full((n, length), -1, dtype=torch.long)
+    """Lay rows out lane by lane (``lanes`` index into ``rows``), right-padded. A lane is a prefix
+    tree: each position attends to the positions on its own path only (its position id is its
+    depth), so a row scores as if alone while the tokens it shares with rows before it in the lane
+    are computed once. ``target_row`` is a row's index in ``rows``. ``with_prefix=False`` skips
+    scoring each pair's shared prefix (it cancels in a margin; skipping it saves the LM head there)."""
+    tries = [_Trie() for _ in lanes]
     pred, tgt, trow, tkind = [], [], [], []
+    along_of: list[tuple[int, Row, list[list[int]]]] = []
     for li, lane in enumerate(lanes):
-        at = 0  # where the lane's next row starts
         for row_no in lane:
-            r = rows[row_no]
-            g, b = len(r.good), len(r.bad)
-            p = len(r.prefix) if g or b else n_inputs(r)  # a plain sentence drops its last token
-            gi, bi = max(g - 1, 0), max(b - 1, 0)  # good/bad tokens laid out (all but the last)
-            end = at + p + gi + bi
-            ids[li, at:end] = torch.tensor(r.prefix[:p] + r.good[:gi] + r.bad[:bi])
-            pos[li, at : at + p + gi] = torch.arange(p + gi)
-            pos[li, at + p + gi : end] = torch.arange(p, p + bi)
-            region[li, at : at + p], region[li, at + p : at + p + gi] = PREFIX, GOOD
-            region[li, at + p + gi : end] = BAD
-            segment[li, at:end] = row_no
-            base = li * length + at
-            if with_prefix:
-                for t in range(1, len(r.prefix)):
-                    pred.append(base + t - 1), tgt.append(r.prefix[t]), trow.append(row_no), tkind.append(PREFIX)
-            for k in range(g):  # the first suffix token of each side is read from the last shared position
-                pred.append(base + p + k - 1), tgt.append(r.good[k]), trow.append(row_no), tkind.append(GOOD)
-            for k in range(b):
-                src = p - 1 if k == 0 else p + gi + k - 1
-                pred.append(base + src), tgt.append(r.bad[k]), trow.append(row_no), tkind.append(BAD)
-            at = end
-    q, kv = region[:, :, None], region[:, None, :]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    same_row = (segment[:, :, None] == segment[:, None, :]) & (segment[:, None, :] >= 0)
-    allowed = causal & same_row & ~((q == BAD) & (kv == GOOD))
-    allowed |= torch.eye(length, dtype=torch.bool)  # padded queries see themselves: no all-masked softmax rows
-    mask = torch.zeros((n, 1, length, length), dtype=dtype)
-    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+            along_of.append((li, rows[row_no], tries[li].add(rows[row_no])))
+    length = max(len(t.token) for t in tries)
+    k = 0
+    for li, lane in enumerate(lanes):
+        for row_no in lane:
+            _, r, along = along_of[k]
+            k += 1
+            base, p = li * length, len(r.prefix)
+            sentences = [r.prefix] if len(along) == 1 else [r.prefix + r.good, r.prefix + r.bad]
+            for s, (sent, pos_of) in enumerate(zip(sentences, along, strict=True)):
+                for t in range(1, len(sent)):  # target t is read where the path holds sent[:t]
+                    kind = PREFIX if t < p or len(along) == 1 else (GOOD if s == 0 else BAD)
+                    if kind == PREFIX and (s == 1 or not with_prefix):
+                        continue
+                    pred.append(base + pos_of[t - 1]), tgt.append(sent[t]), trow.append(row_no), tkind.append(kind)
+    ids = np.zeros((len(lanes), length), dtype=np.int64)
+    pos = np.zeros((len(lanes), length), dtype=np.int64)
+    allowed = np.zeros((len(lanes), length, length), dtype=bool)
+    allowed[:, np.arange(length), np.arange(length)] = True  # padded queries see themselves: no all-masked rows
+    for li, t in enumerate(tries):
+        n = len(t.token)
+        ids[li, :n], pos[li, :n] = t.token, t.depth
+        for a, par in enumerate(t.parent):  # a position sees its path: its parent's view and itself
+            if par >= 0:
+                allowed[li, a, :a] = allowed[li, par, :a]
+    mask = torch.zeros((len(lanes), 1, length, length), dtype=dtype)
+    mask.masked_fill_(~torch.from_numpy(allowed)[:, None], torch.finfo(dtype).min)
     return PackedBatch(
-        input_ids=ids.to(device),
-        position_ids=pos.to(device),
+        input_ids=torch.from_numpy(ids).to(device),
+        position_ids=torch.from_numpy(pos).to(device),
         attention_mask=mask.to(device),
         pred_index=torch.tensor(pred, dtype=torch.long, device=device),
         target_ids=torch.tensor(tgt, dtype=torch.long, device=device),

@@ -22,7 +22,6 @@ from taskspace_core.packing import (
     PREFIX,
     Row,
     encode,
-    n_inputs,
     pack,
     pack_lanes,
     pair_row,
@@ -33,7 +32,7 @@ from taskspace_core.packing import (
 from taskspace_core.tasks import MinimalPair
 
 TIE_EPS = 1e-6
-LANE_WIDTH = 64  # tokens; short rows share lanes this wide (attention over 64 is cheap next to the MLP)
+LANE_WIDTH = 96  # positions; short rows share lanes this wide (attention over 96 is cheap next to the MLP)
 __all__ = ["PairScorer", "PairScores", "ScoringConfig", "margins_with_grad", "task_metrics"]
 Progress = Callable[[int], None]
 
@@ -106,9 +105,7 @@ class PairScorer:
     def _batches(self, rows: Sequence[Row], budget: int) -> list[list[list[int]]]:
         """Batches of lanes of row indices: lanes planned over all rows, then grouped by width
         so that a batch's lanes x width stays within the token budget."""
-        lengths = [n_inputs(r) for r in rows]
-        lanes = plan_lanes(lengths, min(LANE_WIDTH, budget))
-        width = [sum(lengths[i] for i in lane) for lane in lanes]
+        lanes, width = plan_lanes(rows, min(LANE_WIDTH, budget))
         batches: list[list[list[int]]] = []
         cur: list[list[int]] = []
         for k in sorted(range(len(lanes)), key=lambda k: width[k]):  # widths only grow: the last sets the batch's

@@ -70,13 +70,25 @@ def test_sentence_rows_drop_last_token_and_a_lone_bos_has_no_targets():
     assert int((batch.target_row == 2).sum()) == 0
 
 
-def test_plan_lanes_best_fit_longest_first():
-    # 10 opens a full lane; 6 opens one with room 4, which 4 fills; 3 opens a third, 1 joins it
-    assert plan_lanes([10, 6, 4, 3, 1], min_width=10) == [[0], [1, 2], [3, 4]]
-    # a row longer than the width opens a lane of its own length; short rows still fill to the width
-    lanes = plan_lanes([3, 25, 7, 2, 8, 5, 5], min_width=8)
-    assert sorted(i for lane in lanes for i in lane) == list(range(7))
-    assert [1] in lanes and all(sum([3, 25, 7, 2, 8, 5, 5][i] for i in lane) <= 8 for lane in lanes if 1 not in lane)
+def test_plan_lanes_shares_beginnings_and_fills_lanes_best_fit():
+    rows = [
+        Row((0, 1, 2), (3,), (4,)),  # lays out 0 1 2
+        Row((0, 1, 5), (6, 7), (8, 7)),  # 0 1 5, then 6 and 8 after 5
+        Row((0, 9), (3,), (4,)),  # 0 9
+        Row(tuple(range(12))),  # a plain sentence longer than the width: 11 positions, a lane of its own
+    ]
+    # sorted: A, D, B, C. D does not fit A's chunk, so it is a chunk alone; B, then C (other first word).
+    # Largest first: D opens a lane; B opens one of width 8 (room 3); A and C join it, each sharing the BOS
+    # as planned, and A also shares B's second token, so the lane lays out 5 + 1 + 1 positions
+    assert plan_lanes(rows, min_width=8) == ([[3], [1, 0, 2]], [11, 7])
+    lanes, widths = plan_lanes(rows * 3, min_width=8)
+    assert sorted(i for lane in lanes for i in lane) == list(range(12))
+    long_rows = [lane for lane in lanes if any(i % 4 == 3 for i in lane)]
+    assert sorted(long_rows) == [[3], [7], [11]]  # three copies of the long sentence, each in a lane of its own
+    assert all(w <= 8 for lane, w in zip(lanes, widths, strict=True) if lane not in long_rows)
+    assert sum(widths) < sum(n_inputs(r) for r in rows * 3) - len(lanes)  # more shared than one BOS per lane
+    for lane, w in zip(lanes, widths, strict=True):  # the planned width is the packed one
+        assert pack_lanes(rows * 3, [lane], torch.device("cpu"), torch.float32).input_ids.shape[1] == w
 
 
 def test_rows_sharing_a_lane_score_as_if_alone_and_the_head_reads_each_position_once():
@@ -85,7 +97,8 @@ def test_rows_sharing_a_lane_score_as_if_alone_and_the_head_reads_each_position_
     bad = encode(lm.tokenizer, lm.bos_id, [b for _, b in SENTENCES])
     rows = [pair_row(g, b) for g, b in zip(good, bad, strict=True)] + [Row(tuple(good[0]))]
     batch = pack_lanes(rows, [[0, 1, 4], [3, 2]], lm.device, lm.dtype, with_prefix=True)
-    assert batch.input_ids.shape == (2, n_inputs(rows[0]) + n_inputs(rows[1]) + n_inputs(rows[4]))
+    # row 4 is row 0's good sentence: all its positions are row 0's; row 1 shares the BOS only
+    assert batch.input_ids.shape == (2, n_inputs(rows[0]) + n_inputs(rows[1]) - 1)
     head_rows: list[int] = []
     hook = lm.model.get_output_embeddings().register_forward_hook(lambda m, i, o: head_rows.append(i[0].shape[0]))
     with torch.no_grad():
