@@ -131,7 +131,8 @@ def test_units_assemble_and_transfer_with_or_without_applied():
     alone = probing.transfer_unit(lm, res, tasks[1], cfg)
     assert not ftgd.any_applied(lm)
     row = probing.transfer_row(lm, res, tasks, cfg, progress=ticks.append)
-    np.testing.assert_array_equal(row[1]["margins"], alone["margins"])
+    # the same numbers up to float order (which rows share a lane's positions differs)
+    np.testing.assert_allclose(row[1]["margins"], alone["margins"], rtol=0, atol=1e-5)
     with ftgd.applied(lm, res):
         with pytest.raises(ProbeError, match="untuned"):
             probing.base_unit(lm, tasks[0], cfg)

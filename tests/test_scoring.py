@@ -100,7 +100,7 @@ def test_oom_halves_batch_and_retries(monkeypatch):
     scorer = PairScorer(lm, ScoringConfig(max_batch_tokens=4096))
     res = scorer.score_pairs(PAIRS)
     monkeypatch.setattr(scoring, "token_logprobs", real)
-    np.testing.assert_allclose(res.margins, PairScorer(lm).score_pairs(PAIRS).margins, atol=1e-6)
+    np.testing.assert_allclose(res.margins, PairScorer(lm).score_pairs(PAIRS).margins, rtol=0, atol=1e-5)
     assert calls[:3] == [8, 4, 2] and sum(done) == len(PAIRS) and scorer.batch_tokens < 4096
 
 
