@@ -139,27 +139,25 @@ def plan_lanes(rows: Sequence[Row], min_width: int) -> tuple[list[list[int]], li
         chunks[-1].append(i)
         sizes[-1] += c
     lanes: list[list[int]] = []
-    widths: list[int] = []
-    room: dict[tuple[int, int], list[int]] = {}  # (first token, room left) -> lanes
+    room: dict[tuple[tuple[int, ...], int], list[int]] = {}  # (first token, room left) -> lanes
     for k in sorted(range(len(chunks)), key=lambda j: -sizes[j]):
         first = paths[chunks[k][0]][:1]
-        first_tok = first[0] if first else -1
         need = sizes[k] - 1  # its first position is the lane's BOS
-        fit = next((r for r in range(need, min_width) if room.get((first_tok, r))), None)
+        fit = next((r for r in range(need, min_width) if room.get((first, r))), None)
         if fit is None:
             lanes.append(list(chunks[k]))
-            widths.append(max(sizes[k], min_width))
             li, left = len(lanes) - 1, max(sizes[k], min_width) - sizes[k]
         else:
-            li = room[(first_tok, fit)].pop()
+            li = room[(first, fit)].pop()
             lanes[li] += chunks[k]
             left = fit - need
-        room.setdefault((first_tok, left), []).append(li)
-    for li, lane in enumerate(lanes):  # the exact width, now that the lane is known
+        room.setdefault((first, left), []).append(li)
+    widths = []
+    for lane in lanes:  # exact: chunks may share more than the BOS
         t = _Trie()
         for i in lane:
             t.add(rows[i])
-        widths[li] = len(t.token)
+        widths.append(len(t.token))
     return lanes, widths
 
 
