@@ -6,8 +6,8 @@ point, so each suffix is scored exactly as in its own sentence while the shared 
 is computed once. A plain sentence is a row with a prefix only. Short rows share a lane
 (one sequence of the batch) laid out as a prefix tree: each position attends to its own
 path only, so rows that begin alike (the BOS, a template's first words) share those
-positions, and batches hold little padding. The last token of a sentence predicts nothing and only it would attend to
-itself, so it is never laid out. The forward pass is differentiable, so FTGD builds its
+positions, and batches hold little padding. The last token of a sentence predicts nothing
+and only it would attend to itself, so it is never laid out. The forward pass is differentiable, so FTGD builds its
 gradients on the same code path that scoring uses.
 """
 
