@@ -7,8 +7,8 @@ is computed once. A plain sentence is a row with a prefix only. Short rows share
 (one sequence of the batch) laid out as a prefix tree: each position attends to its own
 path only, so rows that begin alike (the BOS, a template's first words) share those
 positions, and batches hold little padding. The last token of a sentence predicts nothing
-and only it would attend to itself, so it is never laid out. The forward pass is differentiable, so FTGD builds its
-gradients on the same code path that scoring uses.
+and only it would attend to itself, so it is never laid out. The forward pass is
+differentiable, so FTGD builds its gradients on the same code path that scoring uses.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-PREFIX, GOOD, BAD, PAD = 0, 1, 2, 3
+PREFIX, GOOD, BAD = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -180,25 +180,21 @@ def pack_lanes(
     are computed once. ``target_row`` is a row's index in ``rows``. ``with_prefix=False`` skips
     scoring each pair's shared prefix (it cancels in a margin; skipping it saves the LM head there)."""
     tries = [_Trie() for _ in lanes]
-    pred, tgt, trow, tkind = [], [], [], []
-    along_of: list[tuple[int, Row, list[list[int]]]] = []
+    lane_of, read, tgt, trow, tkind = [], [], [], [], []  # read: the lane position a target is read from
     for li, lane in enumerate(lanes):
         for row_no in lane:
-            along_of.append((li, rows[row_no], tries[li].add(rows[row_no])))
-    length = max(len(t.token) for t in tries)
-    k = 0
-    for li, lane in enumerate(lanes):
-        for row_no in lane:
-            _, r, along = along_of[k]
-            k += 1
-            base, p = li * length, len(r.prefix)
+            r = rows[row_no]
+            along = tries[li].add(r)
+            p = len(r.prefix)
             sentences = [r.prefix] if len(along) == 1 else [r.prefix + r.good, r.prefix + r.bad]
             for s, (sent, pos_of) in enumerate(zip(sentences, along, strict=True)):
                 for t in range(1, len(sent)):  # target t is read where the path holds sent[:t]
                     kind = PREFIX if t < p or len(along) == 1 else (GOOD if s == 0 else BAD)
                     if kind == PREFIX and (s == 1 or not with_prefix):
                         continue
-                    pred.append(base + pos_of[t - 1]), tgt.append(sent[t]), trow.append(row_no), tkind.append(kind)
+                    lane_of.append(li), read.append(pos_of[t - 1]), tgt.append(sent[t])
+                    trow.append(row_no), tkind.append(kind)
+    length = max(len(t.token) for t in tries)
     ids = np.zeros((len(lanes), length), dtype=np.int64)
     pos = np.zeros((len(lanes), length), dtype=np.int64)
     allowed = np.zeros((len(lanes), length, length), dtype=bool)
@@ -215,7 +211,8 @@ def pack_lanes(
         input_ids=torch.from_numpy(ids).to(device),
         position_ids=torch.from_numpy(pos).to(device),
         attention_mask=mask.to(device),
-        pred_index=torch.tensor(pred, dtype=torch.long, device=device),
+        pred_index=torch.tensor(lane_of, dtype=torch.long, device=device) * length
+        + torch.tensor(read, dtype=torch.long, device=device),
         target_ids=torch.tensor(tgt, dtype=torch.long, device=device),
         target_row=torch.tensor(trow, dtype=torch.long, device=device),
         target_kind=torch.tensor(tkind, dtype=torch.long, device=device),
