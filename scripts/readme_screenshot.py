@@ -29,12 +29,12 @@ def main() -> None:
     args = ap.parse_args()
     cache = Path(args.cache).resolve() if args.cache else cache_dir()
     with streamlit_server(cache) as url, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1300, "height": 1250})  # tall enough for the 16-row heatmap
+        page = browser.new_page(viewport={"width": 1300, "height": 1450})  # the 16-row heatmap and its column labels
         page.goto(f"{url}/space?series={args.series}&matrix=T&order=cluster&clip=1")
         settle(page)
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
         page.wait_for_timeout(1500)  # the heatmap's category bands are drawn after the first frame
-        page.screenshot(path=args.out, clip={"x": 300, "y": 0, "width": 1000, "height": 1250})  # main pane, no sidebar
+        page.screenshot(path=args.out, clip={"x": 300, "y": 0, "width": 1000, "height": 1450})  # main pane, no sidebar
     print(f"wrote {args.out}")
 
 
